@@ -1,0 +1,109 @@
+"""The `frameio-kit` command: run the ingress or a worker for an integration."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from shared.errors import AppLoadError
+from shared.logs import configure_logging
+from shared.settings import Settings, get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except AppLoadError as exc:
+        print(f"frameio-kit: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"frameio-kit: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frameio-kit", description=__doc__)
+    sub = parser.add_subparsers(title="commands")
+
+    ingress = sub.add_parser("ingress", help="serve the HTTP ingress (uvicorn)")
+    _app_argument(ingress)
+    ingress.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    ingress.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    ingress.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    ingress.set_defaults(run=_run_ingress)
+
+    worker = sub.add_parser("worker", help="run a Celery worker for the webhook handlers")
+    _app_argument(worker)
+    worker.add_argument("--concurrency", "-c", type=int, default=32,
+                        help="handlers in flight per worker process (default 32)")
+    worker.add_argument("--pool", "-P", default="threads", choices=["threads", "prefork", "solo"],
+                        help="Celery pool (default threads: async handlers share one event loop)")
+    worker.add_argument("--hostname", "-n", default=None, help="node name (default frameio-kit-<pid>@<host>)")
+    worker.add_argument("--loglevel", "-l", default=None, help="log level (default FRAMEIO_KIT_LOG_LEVEL)")
+    worker.set_defaults(run=_run_worker)
+    return parser
+
+
+def _app_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", nargs="?", default=None, metavar="APP",
+                        help="the integration, as module:attribute (default: env FRAMEIO_APP)")
+
+
+def _settings_for(app_ref: str | None) -> Settings:
+    """Settings with APP taking precedence over FRAMEIO_APP; the value is exported so that
+    child processes (uvicorn workers, Celery) find the same integration."""
+    if app_ref:
+        os.environ["FRAMEIO_APP"] = app_ref
+    get_settings.cache_clear()
+    settings = get_settings()
+    if not settings.frameio_app:
+        raise AppLoadError("no app given: pass APP (module:attribute) or set FRAMEIO_APP")
+    return settings
+
+
+def _run_ingress(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from shared.loading import load_app
+
+    settings = _settings_for(args.app)
+    configure_logging(settings)
+    load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
+    uvicorn.run(
+        "ingress.main:create_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    settings = _settings_for(args.app)
+    from workers import runtime
+    from workers.celery_app import app
+
+    runtime.get_kit_app()
+    name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
+    argv = ["worker", "-P", args.pool, "-c", str(args.concurrency), "-n", name, "-E",
+            "-l", (args.loglevel or settings.log_level).upper()]
+    app.worker_main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The web side: a thin Starlette app that verifies, enqueues webhooks and answers actions."""

@@ -1,0 +1,63 @@
+"""`create_app`: the Starlette application for one integration."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingress.routes import healthz, readyz, receive_event
+from ingress.state import IngressState
+from shared.errors import BrokerUnavailable, RequestRejected
+from shared.registry import App
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(app: App, settings: Settings) -> Starlette:
+    """The ingress for `app`: POST / for Frame.io, GET /healthz and /readyz for orchestration."""
+    state = IngressState(app, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.close()
+
+    web = Starlette(
+        routes=[
+            Route("/", receive_event, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        exception_handlers={
+            RequestRejected: _rejected,
+            BrokerUnavailable: _unavailable,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    web.state.kit = state
+    return web
+
+
+async def _rejected(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestRejected):
+        return await _unexpected(request, exc)
+    return JSONResponse({"error": exc.public_message}, status_code=exc.status_code)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "queue unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error"}, status_code=500)

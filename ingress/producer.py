@@ -1,0 +1,162 @@
+"""Durable, non-blocking enqueue of Celery messages from asyncio.
+
+Celery's own producer is synchronous and would block the event loop, so the ingress writes
+standard Celery protocol-2 messages to the Redis list kombu consumes. Concurrent requests are
+group-committed: one Lua call per batch records each delivery's de-duplication key and pushes
+the new messages, and each request is answered only after the call carrying it has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.errors import BrokerUnavailable
+from shared.redis_keys import dedup_key
+
+logger = logging.getLogger(__name__)
+
+_MAX_BATCH = 256
+_ORIGIN = f"frameio-kit-ingress-{os.getpid()}@{socket.gethostname()}"
+
+# KEYS[1] = queue list, KEYS[2..] = dedup keys; ARGV[1] = dedup TTL (0: off), ARGV[2..] = messages.
+# Returns 1 for a message pushed, 0 for a duplicate. Atomic per batch, so a retried call after an
+# ambiguous failure never pushes a message twice.
+_ENQUEUE_LUA = """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local fresh = 1
+  if ttl > 0 then
+    if not redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then fresh = 0 end
+  end
+  if fresh == 1 then redis.call('LPUSH', KEYS[1], ARGV[i]) end
+  out[i - 1] = fresh
+end
+return out
+"""
+
+
+def build_task_message(task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str) -> bytes:
+    """A Celery protocol-2 message as kombu's Redis transport stores it."""
+    task_id = str(uuid.uuid4())
+    body = orjson.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    return orjson.dumps(
+        {
+            "body": base64.b64encode(body).decode("ascii"),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {
+                "lang": "py",
+                "task": task_name,
+                "id": task_id,
+                "shadow": None,
+                "eta": None,
+                "expires": None,
+                "group": None,
+                "group_index": None,
+                "retries": 0,
+                "timelimit": [None, None],
+                "root_id": task_id,
+                "parent_id": None,
+                "argsrepr": "()",
+                "kwargsrepr": kwargsrepr,
+                "origin": _ORIGIN,
+                "ignore_result": True,
+                "replaced_task_nesting": 0,
+                "stamped_headers": None,
+                "stamps": {},
+            },
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
+
+
+class RedisProducer:
+    """Group-committing producer for a Redis broker. One per process, shared by all requests."""
+
+    def __init__(self, redis: Redis, queue: str, *, dedup_window: int, timeout: float) -> None:
+        self._redis = redis
+        self._queue = queue
+        self._dedup_window = dedup_window
+        self._timeout = timeout
+        self._script = redis.register_script(_ENQUEUE_LUA)
+        self._pending: list[tuple[str, bytes, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def enqueue(self, message: bytes, key: str) -> bool:
+        """Push `message` unless a delivery with `key` was accepted within the dedup window.
+
+        Returns True when pushed, False for a duplicate. Transient Redis errors are retried until
+        the time budget runs out, then BrokerUnavailable.
+        """
+        delay = 0.05
+        try:
+            async with asyncio.timeout(self._timeout):
+                while True:
+                    try:
+                        return await self._submit(key, message)
+                    except (RedisError, OSError) as exc:
+                        logger.warning("enqueue failed, retrying: %s", type(exc).__name__)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 0.5)
+        except TimeoutError as exc:
+            raise BrokerUnavailable("broker did not take the message in time") from exc
+
+    async def _submit(self, key: str, message: bytes) -> bool:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((dedup_key(key), message, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_forever())
+        self._wake.set()
+        return await fut
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+                await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> None:
+        keys = [self._queue, *(k for k, _, _ in batch)]
+        args: list[Any] = [self._dedup_window, *(m for _, m, _ in batch)]
+        try:
+            results = await self._script(keys=keys, args=args)
+        except BaseException as exc:
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RedisError("cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, fut), fresh in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(bool(fresh))
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass

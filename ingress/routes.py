@@ -1,0 +1,172 @@
+"""HTTP routes: POST / for webhooks and custom actions, /healthz and /readyz.
+
+Order on POST /: size limit, signature headers present and fresh, then the event type picks the
+handler and so the secret; nothing in the body is acted on before the signature matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ingress.state import IngressState
+from shared.errors import InvalidPayload, PayloadTooLarge, SignatureInvalid
+from shared.events import AnyEvent
+from shared.jobs import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.registry import HandlerSpec
+from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
+from shared.ui import Message
+
+logger = logging.getLogger("frameio_kit.ingress")
+
+_ACCEPTED = Response(status_code=202)
+
+
+async def receive_event(request: Request) -> Response:
+    """Verify a Frame.io delivery; enqueue a webhook or answer an action."""
+    state: IngressState = request.app.state.kit
+    started = time.perf_counter()
+    event_type = "-"
+    try:
+        body = await _read_body(request, state.settings.max_body_bytes)
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        ts = parse_timestamp(timestamp)
+        if timestamp is None or signature is None or ts is None:
+            raise SignatureInvalid("missing, malformed or stale signature headers")
+        payload = _parse_object(body)
+        raw_type = payload.get("type")
+        if not isinstance(raw_type, str) or not raw_type:
+            raise InvalidPayload("payload has no 'type'", status_code=422)
+        spec = state.app.lookup(raw_type)
+        if spec is None:
+            _verify_unhandled(state, body, timestamp, signature)
+            event_type = raw_type
+            _log(event_type, "ignored (no handler)", started)
+            return Response(status_code=200)
+        event_type = raw_type
+        event = await _verified_event(state, spec, payload, body, timestamp, signature, ts)
+        if spec.kind == "webhook":
+            outcome = await _enqueue_webhook(state, event, body, ts)
+            _log(event_type, outcome, started)
+            return _ACCEPTED
+        response = await _answer_action(state, spec, event)
+        _log(event_type, "answered", started)
+        return response
+    except Exception as exc:
+        _log(event_type, f"rejected ({type(exc).__name__})", started)
+        raise
+
+
+async def healthz(request: Request) -> Response:
+    """Alive: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready: Redis answers a PING within a second."""
+    state: IngressState = request.app.state.kit
+    if await state.redis_ready():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge(f"body larger than {limit} bytes") if declared.isdigit() else InvalidPayload(
+            "invalid Content-Length"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidPayload("body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidPayload("body is not a JSON object")
+    return payload
+
+
+def _verify_unhandled(state: IngressState, body: bytes, timestamp: str, signature: str) -> None:
+    """An event type with no handler: acknowledge it only if a configured secret signed it, so
+    Frame.io stops retrying, without telling an unsigned caller which types are handled."""
+    for secret in state.fallback_secrets:
+        if signature_matches(body, timestamp, signature, secret):
+            return
+    raise SignatureInvalid()
+
+
+async def _verified_event(
+    state: IngressState, spec: HandlerSpec, payload: dict[str, Any], body: bytes, timestamp: str, signature: str,
+    ts: int,
+) -> AnyEvent:
+    secret = state.app.static_secret(spec)
+    if secret is not None and not signature_matches(body, timestamp, signature, secret):
+        raise SignatureInvalid()
+    payload["timestamp"] = ts
+    try:
+        event = spec.model.model_validate(payload)
+    except ValidationError as exc:
+        if secret is None:
+            # A resolver needs the event to find the secret; an unverifiable body learns nothing.
+            raise SignatureInvalid() from None
+        raise InvalidPayload(_describe_validation(exc), status_code=422) from None
+    if secret is None:
+        try:
+            resolved = await state.app.resolve_secret(spec, event)
+        except Exception:
+            logger.exception("secret resolver failed for %s", spec.event_type)
+            raise SignatureInvalid() from None
+        if not resolved or not signature_matches(body, timestamp, signature, resolved):
+            raise SignatureInvalid()
+    return event
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    fields = sorted({".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()})
+    return "payload does not match the event schema: " + ", ".join(fields[:10])
+
+
+async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts: int) -> str:
+    key = idempotency_key(event.type, body)
+    job = WebhookJob(
+        event_type=event.type,
+        resource_id=event.resource_id,
+        body=body.decode("utf-8"),
+        timestamp=ts,
+        received_at=time.time(),
+        idempotency_key=key,
+    )
+    fresh = await state.enqueue(HANDLE_WEBHOOK, job.model_dump(), job.describe(), key)
+    return "enqueued" if fresh else "duplicate"
+
+
+async def _answer_action(state: IngressState, spec: HandlerSpec, event: AnyEvent) -> Response:
+    try:
+        result = await state.app.run(spec, event)
+    except Exception:
+        logger.exception("action handler %s failed", spec.event_type)
+        result = Message(title="Something went wrong", description="The action failed. Please try again.")
+    if result is None:
+        return Response(status_code=200)
+    return Response(orjson.dumps(result.to_json()), media_type="application/json")
+
+
+def _log(event_type: str, outcome: str, started: float) -> None:
+    logger.info("%s %s %.1fms", event_type, outcome, (time.perf_counter() - started) * 1000)

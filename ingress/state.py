@@ -1,0 +1,53 @@
+"""What one ingress process holds for its lifetime: the App, settings, Redis and the producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ingress.producer import RedisProducer, build_task_message
+from shared.registry import App
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class IngressState:
+    """Shared by every request of one process; built in the lifespan, closed at shutdown."""
+
+    def __init__(self, app: App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=1.0,
+            socket_timeout=2.0,
+            health_check_interval=30,
+            max_connections=64,
+        )
+        self.producer = RedisProducer(
+            self.redis, settings.queue, dedup_window=settings.dedup_window, timeout=settings.enqueue_timeout
+        )
+        self.fallback_secrets = [
+            s.get_secret_value() for s in (settings.webhook_secret, settings.custom_action_secret) if s is not None
+        ]
+
+    async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
+        """Durably queue one task; True when new, False for a duplicate delivery."""
+        message = build_task_message(task_name, kwargs, kwargsrepr, self.settings.queue)
+        return await self.producer.enqueue(message, key)
+
+    async def redis_ready(self) -> bool:
+        try:
+            async with asyncio.timeout(1.0):
+                return bool(await self.redis.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        await self.producer.close()
+        await self.redis.aclose()

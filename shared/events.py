@@ -1,0 +1,122 @@
+"""Pydantic models of Frame.io's webhook and custom-action payloads.
+
+Liberal where the platform is: resource types and event types are open strings, ids are not
+validated as UUIDs (Adobe-storage ids carry an `adobe:` prefix), unknown fields are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Account(_Model):
+    """Represents the account context, used in standard webhook payloads."""
+
+    id: str
+
+
+class Project(_Model):
+    """Represents the project context in which an event occurred."""
+
+    id: str
+
+
+class Resource(_Model):
+    """Represents the primary resource that an event pertains to.
+
+    `type` is an open string: files, folders and version stacks, but also comments, projects,
+    shares, collections... arrive on webhooks.
+    """
+
+    id: str
+    type: str
+
+
+class User(_Model):
+    """Represents the user who initiated the event."""
+
+    id: str
+
+
+class Workspace(_Model):
+    """Represents the workspace (formerly Team) in which an event occurred."""
+
+    id: str
+
+
+class _BaseEvent(_Model):
+    """Fields common to webhooks and custom actions.
+
+    `timestamp` is not in Frame.io's body: it is the `X-Frameio-Request-Timestamp` header,
+    copied onto the event by the ingress.
+    """
+
+    type: str
+    resource: Resource | None = None
+    project: Project | None = None
+    user: User | None = None
+    workspace: Workspace | None = None
+    timestamp: int = 0
+
+    @property
+    def resource_id(self) -> str:
+        """The id of the event's primary resource ("" when the payload carries none)."""
+        return self.resource.id if self.resource else ""
+
+    @property
+    def user_id(self) -> str:
+        """The id of the user who caused the event ("" when the payload carries none)."""
+        return self.user.id if self.user else ""
+
+    @property
+    def project_id(self) -> str:
+        """The id of the project ("" for events outside a project)."""
+        return self.project.id if self.project else ""
+
+    @property
+    def workspace_id(self) -> str:
+        """The id of the workspace ("" when the payload carries none)."""
+        return self.workspace.id if self.workspace else ""
+
+
+class WebhookEvent(_BaseEvent):
+    """A standard webhook event payload from Frame.io (`@app.on_webhook` handlers get these)."""
+
+    account: Account
+    resource: Resource
+    user: User
+    workspace: Workspace
+
+    @property
+    def account_id(self) -> str:
+        """The id of the account."""
+        return self.account.id
+
+
+class ActionEvent(_BaseEvent):
+    """A custom action event payload, including user-submitted form data.
+
+    Form submissions may omit context fields (Frame.io's own example sends only `type`,
+    `interaction_id`, `action_id` and `data`), so everything but those is optional.
+    `data` is None on the first call and the submitted form values afterwards.
+    """
+
+    interaction_id: str
+    action_id: str = ""
+    account_id: str = ""
+    data: dict[str, Any] | None = None
+
+    @property
+    def account(self) -> Account:
+        """The account as an `Account`, for symmetry with `WebhookEvent.account`."""
+        return Account(id=self.account_id)
+
+
+AnyEvent = ActionEvent | WebhookEvent
+"""Union type representing any event that can be processed by the app."""

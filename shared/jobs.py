@@ -1,0 +1,37 @@
+"""The queue contract between ingress and workers: task names and the job payload.
+
+Task names are stable strings, never derived from module paths, so a refactor cannot orphan
+messages already queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel
+
+HANDLE_WEBHOOK = "frameio_kit.handle_webhook"
+
+
+class WebhookJob(BaseModel):
+    """What a webhook task carries: the verified body and the ids Flower and logs show.
+
+    Never a secret or token: workers read tokens from the token store.
+    """
+
+    event_type: str
+    resource_id: str
+    body: str
+    timestamp: int
+    received_at: float
+    idempotency_key: str
+
+    def describe(self) -> str:
+        """The short form shown in Flower and logs (`kwargsrepr`)."""
+        return f"{{'event_type': {self.event_type!r}, 'resource_id': {self.resource_id!r}}}"
+
+
+def idempotency_key(event_type: str, body: bytes) -> str:
+    """Stable id for one delivery: Frame.io sends no event id, so the event type plus a hash of
+    the raw body stands in for one. Retried deliveries of the same event share it."""
+    return hashlib.sha256(event_type.encode("utf-8") + b"\n" + body).hexdigest()

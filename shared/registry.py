@@ -1,0 +1,224 @@
+"""`App`: the handler registry, secret resolution and the middleware chain.
+
+The same `App` object serves both sides: the ingress verifies and answers with it, the workers
+find webhook handlers in it. `App` is also an ASGI app (the ingress is built on first call).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from shared.events import ActionEvent, AnyEvent, WebhookEvent
+from shared.middleware import Middleware, NextFunc, build_chain
+from shared.oauth import OAuthConfig
+from shared.settings import get_settings
+from shared.ui import AnyResponse
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from shared.client import Client
+
+WebhookSecretResolver = Callable[[WebhookEvent], Awaitable[str]]
+ActionSecretResolver = Callable[[ActionEvent], Awaitable[str]]
+Handler = Callable[[Any], Awaitable[AnyResponse]]
+H = TypeVar("H", bound=Handler)
+
+_secrets_required = True
+
+
+def disable_secret_check() -> None:
+    """Workers call this before importing the integration: they never verify signatures, so
+    they must start without the signing secrets (the ingress still refuses to start without)."""
+    global _secrets_required  # noqa: PLW0603
+    _secrets_required = False
+
+
+class SecretResolver(Protocol):
+    """Protocol for app-level secret resolution."""
+
+    async def get_webhook_secret(self, event: WebhookEvent) -> str:
+        """Resolve secret for webhook events."""
+        ...
+
+    async def get_action_secret(self, event: ActionEvent) -> str:
+        """Resolve secret for action events."""
+        ...
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """One registered handler and how to find its signing secret."""
+
+    kind: Literal["webhook", "action"]
+    event_type: str
+    func: Handler
+    secret: str | Callable[[Any], Awaitable[str]] | None
+    name: str = ""
+    description: str = ""
+    require_user_auth: bool = False
+    chain: NextFunc = field(compare=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def model(self) -> type[WebhookEvent] | type[ActionEvent]:
+        return WebhookEvent if self.kind == "webhook" else ActionEvent
+
+
+class App:
+    """The main application class for building Frame.io integrations."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        middleware: list[Middleware] | None = None,
+        oauth: OAuthConfig | None = None,
+        secret_resolver: SecretResolver | None = None,
+    ) -> None:
+        self._token = token
+        self._middleware: list[Middleware] = list(middleware or [])
+        self._oauth = oauth
+        self._secret_resolver = secret_resolver
+        self._webhooks: dict[str, HandlerSpec] = {}
+        self._actions: dict[str, HandlerSpec] = {}
+        self._client: Client | None = None
+        self._asgi: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+
+    # -- registration -------------------------------------------------------------------
+
+    def on_webhook(
+        self, event_type: str | list[str], secret: str | WebhookSecretResolver | None = None
+    ) -> Callable[[H], H]:
+        """Decorator to register a function as a webhook event handler (one type or a list)."""
+        types = [event_type] if isinstance(event_type, str) else list(event_type)
+        self._check_secret_source(secret, get_settings().webhook_secret, "WEBHOOK_SECRET", "webhook")
+
+        def decorator(func: H) -> H:
+            _require_coroutine(func)
+            for t in types:
+                self._webhooks[t] = self._spec("webhook", t, func, secret)
+            return func
+
+        return decorator
+
+    def on_action(
+        self,
+        event_type: str,
+        name: str,
+        description: str,
+        secret: str | ActionSecretResolver | None = None,
+        *,
+        require_user_auth: bool = False,
+    ) -> Callable[[H], H]:
+        """Decorator to register a function as a custom action handler."""
+        self._check_secret_source(
+            secret, get_settings().custom_action_secret, "CUSTOM_ACTION_SECRET", "custom action"
+        )
+        if require_user_auth and self._oauth is None:
+            raise ValueError(f"on_action({event_type!r}) requires user auth but App has no oauth=OAuthConfig(...)")
+
+        def decorator(func: H) -> H:
+            _require_coroutine(func)
+            self._actions[event_type] = self._spec(
+                "action", event_type, func, secret, name=name, description=description,
+                require_user_auth=require_user_auth,
+            )
+            return func
+
+        return decorator
+
+    def _spec(self, kind: Literal["webhook", "action"], event_type: str, func: Handler, secret: Any,
+              **extra: Any) -> HandlerSpec:
+        return HandlerSpec(kind, event_type, func, secret, chain=build_chain(self._middleware, func), **extra)
+
+    def _check_secret_source(self, secret: object, env_secret: object, env_name: str, what: str) -> None:
+        if not _secrets_required:
+            return
+        if secret is None and self._secret_resolver is None and env_secret is None:
+            raise ValueError(
+                f"No signing secret for this {what} handler: pass secret=..., give App a "
+                f"secret_resolver, or set {env_name}"
+            )
+
+    # -- lookup and dispatch -------------------------------------------------------------
+
+    @property
+    def webhook_handlers(self) -> dict[str, HandlerSpec]:
+        return self._webhooks
+
+    @property
+    def action_handlers(self) -> dict[str, HandlerSpec]:
+        return self._actions
+
+    def lookup(self, event_type: str) -> HandlerSpec | None:
+        """The handler registered for `event_type`, webhooks first."""
+        return self._webhooks.get(event_type) or self._actions.get(event_type)
+
+    def static_secret(self, spec: HandlerSpec) -> str | None:
+        """The secret known without looking at the event, or None when a resolver decides."""
+        if isinstance(spec.secret, str):
+            return spec.secret
+        if spec.secret is not None or self._secret_resolver is not None:
+            return None
+        settings = get_settings()
+        env = settings.webhook_secret if spec.kind == "webhook" else settings.custom_action_secret
+        return env.get_secret_value() if env is not None else None
+
+    async def resolve_secret(self, spec: HandlerSpec, event: AnyEvent) -> str | None:
+        """Secret precedence: explicit string, decorator resolver, app resolver, environment."""
+        if isinstance(spec.secret, str):
+            return spec.secret
+        if spec.secret is not None:
+            return await spec.secret(event)
+        if self._secret_resolver is not None:
+            if spec.kind == "webhook":
+                return await self._secret_resolver.get_webhook_secret(event)  # type: ignore[arg-type]
+            return await self._secret_resolver.get_action_secret(event)  # type: ignore[arg-type]
+        return self.static_secret(spec)
+
+    async def run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
+        """Run the handler through the middleware chain."""
+        return await spec.chain(event)
+
+    # -- clients and OAuth ----------------------------------------------------------------
+
+    @property
+    def oauth(self) -> OAuthConfig | None:
+        return self._oauth
+
+    @property
+    def client(self) -> Client:
+        """An authenticated API client built from `App(token=...)`, created on first use."""
+        if self._token is None:
+            raise RuntimeError("App.client needs App(token=...)")
+        if self._client is None:
+            from shared.client import Client
+
+            self._client = Client(token=self._token)
+        return self._client
+
+    @property
+    def token_manager(self) -> Any:
+        """The OAuth token manager; only when `App(oauth=...)` is configured."""
+        if self._oauth is None:
+            raise RuntimeError("App.token_manager needs App(oauth=OAuthConfig(...))")
+        raise RuntimeError("token storage is not available yet")
+
+    # -- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI call interface to delegate to the underlying Starlette app."""
+        if self._asgi is None:
+            # Imported here so worker processes, which import this module, never load the web stack.
+            from ingress.app import create_app
+
+            self._asgi = create_app(self, get_settings())
+        await self._asgi(scope, receive, send)
+
+
+def _require_coroutine(func: Callable[..., Any]) -> None:
+    if not inspect.iscoroutinefunction(func):
+        raise TypeError(f"{getattr(func, '__name__', func)!r} must be an async function (async def)")
