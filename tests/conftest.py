@@ -1,0 +1,130 @@
+"""Fixtures: a private redis-server per session, and the ingress and workers as real CLI processes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from shared.settings import get_settings
+from tests.helpers import (
+    ACTION_SECRET,
+    ROOT,
+    WEBHOOK_SECRET,
+    RedisServer,
+    Service,
+    cli,
+    free_port,
+    wait_until,
+)
+
+TEST_APP = "tests.apps.basic:app"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """Clean broker (db 0) and record (db 1) databases for each test."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def records(redis_server: RedisServer) -> Callable[[str], list[dict[str, Any]]]:
+    """What the test integration's handlers recorded, by kind ('started', 'done', 'action')."""
+    client = redis.Redis.from_url(redis_server.db_url(1))
+
+    def read(kind: str) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in client.lrange(f"test:{kind}", 0, -1)]
+
+    return read
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith("FRAMEIO_KIT_") or name in {"WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_APP"}:
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def base_env(redis_server: RedisServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FRAMEIO_KIT_") and k not in {"WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET"}}
+    env.update({
+        "REDIS_URL": redis_server.url,
+        "TEST_RECORD_URL": redis_server.db_url(1),
+        "PYTHONPATH": str(ROOT),
+        "FRAMEIO_KIT_VISIBILITY_TIMEOUT": "6",
+        "FRAMEIO_KIT_RETRY_BACKOFF": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@pytest.fixture
+def start_ingress(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., str]]:
+    started: list[Service] = []
+
+    def start(app: str = TEST_APP, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> str:
+        port = free_port()
+        env = {**base_env, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CUSTOM_ACTION_SECRET": ACTION_SECRET,
+               **(extra_env or {})}
+        svc = Service("ingress", cli("ingress", app, "--port", str(port), *args), env, tmp_path)
+        started.append(svc)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _healthy(url, svc), timeout=30, interval=0.1, what="ingress /healthz")
+        return url
+
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
+def start_worker(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """A worker started as users start it, without the signing secrets in its environment."""
+    started: list[Service] = []
+
+    def start(app: str = TEST_APP, argv: list[str] | None = None, extra_env: dict[str, str] | None = None,
+              concurrency: int = 8) -> Service:
+        env = {**base_env, **(extra_env or {})}
+        command = argv or cli("worker", app, "--concurrency", str(concurrency))
+        svc = Service("worker", command, env, tmp_path)
+        started.append(svc)
+        svc.wait_for_output(r" ready\.", timeout=60)
+        return svc
+
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+def _healthy(url: str, svc: Service) -> bool:
+    if svc.proc.poll() is not None:
+        raise AssertionError(f"ingress exited with {svc.proc.returncode}:\n{svc.output()[-3000:]}")
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+__all__ = ["ACTION_SECRET", "WEBHOOK_SECRET"]
