@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ingress.celery_producer import CeleryProducer
 from ingress.producer import RedisProducer, build_task_message
 from shared.registry import App
 from shared.settings import Settings
@@ -32,12 +33,16 @@ class IngressState:
         self.producer = RedisProducer(
             self.redis, settings.queue, dedup_window=settings.dedup_window, timeout=settings.enqueue_timeout
         )
+        # The Redis fast path writes kombu's Redis messages itself; any other broker goes through Celery.
+        self.celery_producer = None if settings.broker_is_redis else CeleryProducer(self.redis, settings)
         self.fallback_secrets = [
             s.get_secret_value() for s in (settings.webhook_secret, settings.custom_action_secret) if s is not None
         ]
 
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
         """Durably queue one task; True when new, False for a duplicate delivery."""
+        if self.celery_producer is not None:
+            return await self.celery_producer.enqueue(task_name, kwargs, kwargsrepr, key)
         message = build_task_message(task_name, kwargs, kwargsrepr, self.settings.queue)
         return await self.producer.enqueue(message, key)
 
@@ -50,4 +55,6 @@ class IngressState:
 
     async def close(self) -> None:
         await self.producer.close()
+        if self.celery_producer is not None:
+            await self.celery_producer.close()
         await self.redis.aclose()

@@ -1,13 +1,13 @@
 """The exception tree.
 
-    FrameioKitError
-    ├── RequestRejected          a request we refuse; carries the 4xx status and a public message
-    │   ├── PayloadTooLarge      413
-    │   ├── InvalidPayload       400 (not JSON, not an object) / 422 (schema)
-    │   └── SignatureInvalid     401 (missing, malformed, stale or wrong signature)
-    ├── BrokerUnavailable        the queue did not take the message in time (503, Frame.io retries)
-    ├── AppLoadError             FRAMEIO_APP missing or not importable
-    └── PermanentError           raised by a handler: do not retry, dead-letter at once
+FrameioKitError
+├── RequestRejected          a request we refuse; carries the 4xx status and a public message
+│   ├── PayloadTooLarge      413
+│   ├── InvalidPayload       400 (not JSON, not an object) / 422 (schema)
+│   └── SignatureInvalid     401 (missing, malformed, stale or wrong signature)
+├── BrokerUnavailable        the queue did not take the message in time (503, Frame.io retries)
+├── AppLoadError             FRAMEIO_APP missing or not importable
+└── PermanentError           raised by a handler: do not retry, dead-letter at once
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 
 class _Model(BaseModel):
@@ -98,6 +98,23 @@ class WebhookEvent(_BaseEvent):
         """The id of the account."""
         return self.account.id
 
+    _idempotency_key: str = PrivateAttr(default="")
+
+    @property
+    def idempotency_key(self) -> str:
+        """A stable id for this event, the same on every delivery, retry and replay of it.
+
+        Frame.io sends no event id, so it is a SHA-256 of the event type and the raw body. Use it
+        to make side effects idempotent (e.g. as an idempotency key for an outside API, or a
+        unique key in your database). "" outside a worker.
+        """
+        return self._idempotency_key
+
+    def with_idempotency_key(self, key: str) -> WebhookEvent:
+        """Set the key the worker computed at the ingress (returns self)."""
+        self._idempotency_key = key
+        return self
+
 
 class ActionEvent(_BaseEvent):
     """A custom action event payload, including user-submitted form data.
@@ -116,6 +133,45 @@ class ActionEvent(_BaseEvent):
     def account(self) -> Account:
         """The account as an `Account`, for symmetry with `WebhookEvent.account`."""
         return Account(id=self.account_id)
+
+    _form_history: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    @property
+    def form_history(self) -> list[dict[str, Any]]:
+        """The `data` of each earlier submitted step of this interaction, oldest first.
+
+        Kept by the ingress, keyed by `interaction_id` (docs/actions.md); [] on the first call
+        and on the first submission. Retried steps are not repeated in it.
+        """
+        return [dict(step) for step in self._form_history]
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        """Every answer of the interaction so far: the earlier steps merged with this step's
+        `data`, a later step winning when two steps use the same field name."""
+        merged: dict[str, Any] = {}
+        for step in self._form_history:
+            merged.update(step)
+        merged.update(self.data or {})
+        return merged
+
+    @property
+    def resources(self) -> list[Resource]:
+        """Every resource the action was run on: `resource`, plus each entry of a `resources`
+        list when a multi-asset action sends one (a shape Frame.io does not document; entries
+        without an `id` and a `type` are skipped)."""
+        found = [self.resource] if self.resource is not None else []
+        extra = (self.model_extra or {}).get("resources")
+        if isinstance(extra, list):
+            for item in extra:
+                if isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("type"), str):
+                    found.append(Resource.model_validate(item))
+        return found
+
+    def with_form_history(self, history: list[dict[str, Any]]) -> ActionEvent:
+        """Attach the earlier steps' answers (the ingress and workers call this; returns self)."""
+        self._form_history = [dict(step) for step in history]
+        return self
 
 
 AnyEvent = ActionEvent | WebhookEvent

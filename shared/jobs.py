@@ -7,6 +7,7 @@ messages already queued.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -35,3 +36,33 @@ def idempotency_key(event_type: str, body: bytes) -> str:
     """Stable id for one delivery: Frame.io sends no event id, so the event type plus a hash of
     the raw body stands in for one. Retried deliveries of the same event share it."""
     return hashlib.sha256(event_type.encode("utf-8") + b"\n" + body).hexdigest()
+
+
+HANDLE_ACTION_JOB = "frameio_kit.handle_action_job"
+
+
+class ActionJob(BaseModel):
+    """Follow-up work an action handler handed to the workers (`hand_off`).
+
+    Carries the verified action body, the answers of the interaction's earlier steps and the
+    user's id; never a token: a worker that needs one reads it from the token store.
+    """
+
+    job: str
+    event_type: str
+    interaction_id: str
+    user_id: str
+    body: str
+    form_history: list[dict[str, Any]]
+    timestamp: int
+    received_at: float
+    idempotency_key: str
+
+    def describe(self) -> str:
+        """The short form shown in Flower and logs (`kwargsrepr`): ids only, no form answers."""
+        return f"{{'job': {self.job!r}, 'interaction_id': {self.interaction_id!r}}}"
+
+
+def action_job_key(job: str, body: bytes) -> str:
+    """De-duplication key of a hand-off: one job per (job name, action step body)."""
+    return hashlib.sha256(b"action-job\n" + job.encode("utf-8") + b"\n" + body).hexdigest()

@@ -19,7 +19,7 @@ class Middleware:
     `on_action`. Webhook middleware runs in the worker, action middleware in the ingress.
     """
 
-    async def __call__(self, event: AnyEvent, next: NextFunc) -> AnyResponse:  # noqa: A002
+    async def __call__(self, event: AnyEvent, next: NextFunc) -> AnyResponse:
         """Runs for every event; by default dispatches to `on_webhook` or `on_action`."""
         if isinstance(event, WebhookEvent):
             return await self.on_webhook(event, next)
@@ -27,11 +27,11 @@ class Middleware:
             return await self.on_action(event, next)
         return await next(event)
 
-    async def on_webhook(self, event: WebhookEvent, next: NextFunc) -> AnyResponse:  # noqa: A002
+    async def on_webhook(self, event: WebhookEvent, next: NextFunc) -> AnyResponse:
         """Runs only for webhook events."""
         return await next(event)
 
-    async def on_action(self, event: ActionEvent, next: NextFunc) -> AnyResponse:  # noqa: A002
+    async def on_action(self, event: ActionEvent, next: NextFunc) -> AnyResponse:
         """Runs only for custom action events."""
         return await next(event)
 

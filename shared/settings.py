@@ -32,6 +32,27 @@ class Settings(BaseSettings):
     retry_backoff: float = Field(2.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RETRY_BACKOFF"))
     retry_backoff_max: float = Field(300.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RETRY_BACKOFF_MAX"))
     dedup_window: int = Field(600, ge=0, validation_alias=_env("FRAMEIO_KIT_DEDUP_WINDOW"))
+    dead_letter_max: int = Field(10_000, ge=1, validation_alias=_env("FRAMEIO_KIT_DEAD_LETTER_MAX"))
+    dead_letter_retention: int = Field(14 * 86400, ge=60, validation_alias=_env("FRAMEIO_KIT_DEAD_LETTER_RETENTION"))
+
+    # Custom actions (docs/actions.md): Frame.io waits 5 s for an answer.
+    action_timeout: float = Field(4.0, gt=0, le=4.5, validation_alias=_env("FRAMEIO_KIT_ACTION_TIMEOUT"))
+    action_state: Literal["memory", "redis"] = Field("memory", validation_alias=_env("FRAMEIO_KIT_ACTION_STATE"))
+    action_state_ttl: int = Field(3600, ge=10, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_TTL"))
+    action_state_max: int = Field(10_000, ge=1, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_MAX"))
+
+    # User sign-in (docs/oauth.md): Adobe IMS, the Frame.io API, token encryption keys (first encrypts).
+    ims_url: str = Field("https://ims-na1.adobelogin.com", validation_alias=_env("FRAMEIO_KIT_IMS_URL"))
+    api_url: str | None = Field(None, validation_alias=_env("FRAMEIO_KIT_API_URL"))
+    encryption_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_ENCRYPTION_KEYS"))
+    dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
+
+    # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
+    host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("FRAMEIO_KIT_PORT"))
+    worker_metrics_port: int = Field(0, ge=0, le=65535, validation_alias=_env("FRAMEIO_KIT_WORKER_METRICS_PORT"))
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_METRICS_TOKEN"))
+    shutdown_grace: float = Field(30.0, ge=0, validation_alias=_env("FRAMEIO_KIT_SHUTDOWN_GRACE"))
 
     log_level: str = Field("INFO", validation_alias=_env("FRAMEIO_KIT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("FRAMEIO_KIT_LOG_FORMAT"))
@@ -45,6 +66,17 @@ class Settings(BaseSettings):
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_redis(self) -> bool:
+        """True when Celery's broker is Redis, where the ingress pushes messages itself."""
+        return self.celery_broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def completion_ttl(self) -> int:
+        """How long a completed event's marker lives: past the de-duplication window and past any
+        redelivery of an unacknowledged message (visibility timeout)."""
+        return max(self.dedup_window, 2 * self.visibility_timeout, 60)
 
 
 @lru_cache(maxsize=1)

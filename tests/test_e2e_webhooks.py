@@ -48,8 +48,9 @@ def test_webhook_survives_worker_crash(start_ingress, start_worker, redis_client
     assert done[0]["pid"] == second.pid
 
 
-def test_redis_outage_gives_503_then_recovers_without_restarts(start_ingress, start_worker, base_env, tmp_path,
-                                                               records):
+def test_redis_outage_gives_503_then_recovers_without_restarts(
+    start_ingress, start_worker, base_env, tmp_path, records
+):
     outage = RedisServer(tmp_path / "outage-redis")
     outage.workdir.mkdir()
     outage.start()
@@ -70,8 +71,11 @@ def test_redis_outage_gives_503_then_recovers_without_restarts(start_ingress, st
         outage.start()
         wait_until(lambda: httpx.get(url + "/readyz", timeout=5).status_code == 200, timeout=15)
         assert post_signed(url, webhook_payload("after-outage"), WEBHOOK_SECRET).status_code == 202
-        wait_until(lambda: [d for d in records("done") if d["resource"] == "after-outage"], timeout=60,
-                   what="the worker to reconnect and handle the event")
+        wait_until(
+            lambda: [d for d in records("done") if d["resource"] == "after-outage"],
+            timeout=60,
+            what="the worker to reconnect and handle the event",
+        )
         assert not [d for d in records("started") if d["resource"] == "during-outage"]
     finally:
         outage.stop()
@@ -84,8 +88,7 @@ def test_concurrent_webhooks_each_run_exactly_once(start_ingress, start_worker, 
     resources = [f"burst-{i}" for i in range(100)]
 
     with ThreadPoolExecutor(max_workers=50) as pool:
-        statuses = list(pool.map(lambda r: post_signed(url, webhook_payload(r), WEBHOOK_SECRET).status_code,
-                                 resources))
+        statuses = list(pool.map(lambda r: post_signed(url, webhook_payload(r), WEBHOOK_SECRET).status_code, resources))
 
     assert statuses == [202] * 100
     wait_until(lambda: len(records("done")) >= 100, timeout=60, what="100 handlers to finish")
@@ -97,8 +100,22 @@ def test_concurrent_webhooks_each_run_exactly_once(start_ingress, start_worker, 
 def test_plain_celery_worker_consumes_the_same_queue(start_ingress, start_worker, redis_client, records, base_env):
     url = start_ingress()
     worker = start_worker(
-        argv=[*cli()[:1], "-m", "celery", "-A", "workers", "worker", "-P", "threads", "-c", "4", "-l", "INFO", "-n",
-              f"plain-{time.time_ns()}@%h"],
+        argv=[
+            *cli()[:1],
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "4",
+            "-l",
+            "INFO",
+            "-n",
+            f"plain-{time.time_ns()}@%h",
+        ],
         extra_env={"FRAMEIO_APP": TEST_APP},
     )
     assert post_signed(url, webhook_payload("plain-celery"), WEBHOOK_SECRET).status_code == 202

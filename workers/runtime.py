@@ -29,7 +29,7 @@ _loop_pid: int | None = None
 
 def get_kit_app() -> App:
     """The integration's App, imported once per process from FRAMEIO_APP."""
-    global _app  # noqa: PLW0603
+    global _app
     with _lock:
         if _app is None:
             disable_secret_check()
@@ -39,12 +39,12 @@ def get_kit_app() -> App:
 
 def set_kit_app(app: App) -> None:
     """Use an App object directly (in-process workers, tests)."""
-    global _app  # noqa: PLW0603
+    global _app
     _app = app
 
 
 def _get_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid  # noqa: PLW0603
+    global _loop, _loop_pid
     with _lock:
         # A forked child inherits the parent's loop object but not its thread.
         if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
@@ -62,7 +62,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def shutdown() -> None:
     """Stop the loop at worker shutdown, after running tasks have finished."""
-    global _loop  # noqa: PLW0603
+    global _loop
     with _lock:
         loop, _loop = _loop, None
     if loop is not None and _loop_pid == os.getpid() and loop.is_running():
