@@ -3,6 +3,7 @@
 from shared.client import Client
 from shared.errors import PermanentError
 from shared.events import Account, ActionEvent, AnyEvent, Project, Resource, User, WebhookEvent, Workspace
+from shared.handoff import hand_off
 from shared.middleware import Middleware, NextFunc
 from shared.oauth import OAuthConfig, get_user_token
 from shared.registry import App, SecretResolver
@@ -45,5 +46,6 @@ __all__ = [
     "WebhookEvent",
     "Workspace",
     "get_user_token",
+    "hand_off",
     "verify_signature",
 ]

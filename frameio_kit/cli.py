@@ -8,6 +8,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from frameio_kit import dead_letter_commands, operations_commands
 from shared.errors import AppLoadError
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -35,26 +36,40 @@ def _parser() -> argparse.ArgumentParser:
 
     ingress = sub.add_parser("ingress", help="serve the HTTP ingress (uvicorn)")
     _app_argument(ingress)
-    ingress.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    ingress.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    ingress.add_argument("--host", default=None, help="interface to bind (default FRAMEIO_KIT_HOST, 127.0.0.1)")
+    ingress.add_argument("--port", type=int, default=None, help="port to bind (default FRAMEIO_KIT_PORT, 8000)")
     ingress.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     ingress.set_defaults(run=_run_ingress)
 
     worker = sub.add_parser("worker", help="run a Celery worker for the webhook handlers")
     _app_argument(worker)
-    worker.add_argument("--concurrency", "-c", type=int, default=32,
-                        help="handlers in flight per worker process (default 32)")
-    worker.add_argument("--pool", "-P", default="threads", choices=["threads", "prefork", "solo"],
-                        help="Celery pool (default threads: async handlers share one event loop)")
+    worker.add_argument(
+        "--concurrency", "-c", type=int, default=32, help="handlers in flight per worker process (default 32)"
+    )
+    worker.add_argument(
+        "--pool",
+        "-P",
+        default="threads",
+        choices=["threads", "prefork", "solo"],
+        help="Celery pool (default threads: async handlers share one event loop)",
+    )
     worker.add_argument("--hostname", "-n", default=None, help="node name (default frameio-kit-<pid>@<host>)")
     worker.add_argument("--loglevel", "-l", default=None, help="log level (default FRAMEIO_KIT_LOG_LEVEL)")
     worker.set_defaults(run=_run_worker)
+
+    dead_letter_commands.add_parser(sub)
+    operations_commands.add_parsers(sub)
     return parser
 
 
 def _app_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("app", nargs="?", default=None, metavar="APP",
-                        help="the integration, as module:attribute (default: env FRAMEIO_APP)")
+    parser.add_argument(
+        "app",
+        nargs="?",
+        default=None,
+        metavar="APP",
+        help="the integration, as module:attribute (default: env FRAMEIO_APP)",
+    )
 
 
 def _settings_for(app_ref: str | None) -> Settings:
@@ -80,14 +95,16 @@ def _run_ingress(args: argparse.Namespace) -> int:
     uvicorn.run(
         "ingress.main:create_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
         workers=args.workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
     )
     return 0
 
@@ -99,8 +116,18 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     runtime.get_kit_app()
     name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
-    argv = ["worker", "-P", args.pool, "-c", str(args.concurrency), "-n", name, "-E",
-            "-l", (args.loglevel or settings.log_level).upper()]
+    argv = [
+        "worker",
+        "-P",
+        args.pool,
+        "-c",
+        str(args.concurrency),
+        "-n",
+        name,
+        "-E",
+        "-l",
+        (args.loglevel or settings.log_level).upper(),
+    ]
     app.worker_main(argv)
     return 0
 

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ingress import oauth
+from ingress.metrics import metrics_endpoint
 from ingress.routes import healthz, readyz, receive_event
 from ingress.state import IngressState
 from shared.errors import BrokerUnavailable, RequestRejected
@@ -29,6 +31,7 @@ def create_app(app: App, settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await app.aclose()
             await state.close()
 
     web = Starlette(
@@ -36,6 +39,9 @@ def create_app(app: App, settings: Settings) -> Starlette:
             Route("/", receive_event, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/auth/login", oauth.login, methods=["GET"]),
+            Route("/auth/callback", oauth.callback, methods=["GET"]),
         ],
         exception_handlers={
             RequestRejected: _rejected,

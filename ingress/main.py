@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from starlette.applications import Starlette
 
 from ingress.app import create_app
@@ -13,4 +15,18 @@ from shared.settings import get_settings
 def create_from_env() -> Starlette:
     settings = get_settings()
     configure_logging(settings)
-    return create_app(load_app(settings.frameio_app), settings)
+    web = create_app(load_app(settings.frameio_app), settings)
+    tune_gc()
+    return web
+
+
+def tune_gc() -> None:
+    """Keep garbage collection out of the request tail (docs/performance.md).
+
+    What start-up imported and built lives as long as the process: freezing it spares every full
+    collection a ~40 ms walk over it that stalls the event loop, and a larger young generation
+    collects less often. Cycles made while serving are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)

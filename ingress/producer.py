@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -21,34 +23,65 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.errors import BrokerUnavailable
-from shared.redis_keys import dedup_key
+from shared.redis_keys import dedup_key, ledger_due_key, ledger_key
 
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH = 256
 _ORIGIN = f"frameio-kit-ingress-{os.getpid()}@{socket.gethostname()}"
 
-# KEYS[1] = queue list, KEYS[2..] = dedup keys; ARGV[1] = dedup TTL (0: off), ARGV[2..] = messages.
+# KEYS: queue list, ledger hash, ledger deadlines, then one dedup key per message.
+# ARGV: dedup TTL (0: off), ledger deadline, the messages, then their idempotency keys.
 # Returns 1 for a message pushed, 0 for a duplicate. Atomic per batch, so a retried call after an
-# ambiguous failure never pushes a message twice.
+# ambiguous failure never pushes a message twice, and every pushed message is in the ledger
+# (shared/ledger.py) from the moment it is queued.
 _ENQUEUE_LUA = """
 local ttl = tonumber(ARGV[1])
+local n = #KEYS - 3
 local out = {}
-for i = 2, #KEYS do
+for i = 1, n do
   local fresh = 1
   if ttl > 0 then
-    if not redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then fresh = 0 end
+    if not redis.call('SET', KEYS[3 + i], '1', 'NX', 'EX', ttl) then fresh = 0 end
   end
-  if fresh == 1 then redis.call('LPUSH', KEYS[1], ARGV[i]) end
-  out[i - 1] = fresh
+  if fresh == 1 then
+    local message = ARGV[2 + i]
+    local field = ARGV[2 + n + i]
+    redis.call('LPUSH', KEYS[1], message)
+    redis.call('HSET', KEYS[2], field, message)
+    redis.call('ZADD', KEYS[3], ARGV[2], field)
+  end
+  out[i] = fresh
 end
 return out
 """
 
 
+class _Ids:
+    """UUID-shaped ids, unique per process: a random per-process prefix and a counter.
+
+    Two `uuid.uuid4()` per message are a measurable share of the hot path; Celery and kombu only
+    need the ids unique. The prefix is re-drawn in a forked child (uvicorn workers).
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+_ids = _Ids()
+
+
 def build_task_message(task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str) -> bytes:
     """A Celery protocol-2 message as kombu's Redis transport stores it."""
-    task_id = str(uuid.uuid4())
+    task_id = _ids.next()
     body = orjson.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     return orjson.dumps(
         {
@@ -83,20 +116,33 @@ def build_task_message(task_name: str, kwargs: dict[str, Any], kwargsrepr: str, 
                 "delivery_info": {"exchange": "", "routing_key": queue},
                 "priority": 0,
                 "body_encoding": "base64",
-                "delivery_tag": str(uuid.uuid4()),
+                "delivery_tag": _ids.next(),
             },
         }
     )
 
 
+class _Expired(Exception):
+    """The request's time budget ran out while its message waited for a batch."""
+
+
+def _expire(fut: asyncio.Future[bool]) -> None:
+    # A message still pending is pushed later anyway; its dedup key then absorbs Frame.io's retry.
+    if not fut.done():
+        fut.set_exception(_Expired())
+
+
 class RedisProducer:
     """Group-committing producer for a Redis broker. One per process, shared by all requests."""
 
-    def __init__(self, redis: Redis, queue: str, *, dedup_window: int, timeout: float) -> None:
+    def __init__(
+        self, redis: Redis, queue: str, *, dedup_window: int, timeout: float, stale_after: float = 1800.0
+    ) -> None:
         self._redis = redis
         self._queue = queue
         self._dedup_window = dedup_window
         self._timeout = timeout
+        self._stale_after = stale_after
         self._script = redis.register_script(_ENQUEUE_LUA)
         self._pending: list[tuple[str, bytes, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
@@ -108,26 +154,34 @@ class RedisProducer:
         Returns True when pushed, False for a duplicate. Transient Redis errors are retried until
         the time budget runs out, then BrokerUnavailable.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         delay = 0.05
-        try:
-            async with asyncio.timeout(self._timeout):
-                while True:
-                    try:
-                        return await self._submit(key, message)
-                    except (RedisError, OSError) as exc:
-                        logger.warning("enqueue failed, retrying: %s", type(exc).__name__)
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 0.5)
-        except TimeoutError as exc:
-            raise BrokerUnavailable("broker did not take the message in time") from exc
+        while True:
+            try:
+                return await self._submit(key, message, deadline)
+            except _Expired as exc:
+                raise BrokerUnavailable("broker did not take the message in time") from exc
+            except (RedisError, OSError) as exc:
+                if loop.time() + delay >= deadline:
+                    raise BrokerUnavailable("broker did not take the message in time") from exc
+                logger.warning("enqueue failed, retrying: %s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
-    async def _submit(self, key: str, message: bytes) -> bool:
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((dedup_key(key), message, fut))
+    async def _submit(self, key: str, message: bytes, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._pending.append((key, message, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever())
         self._wake.set()
-        return await fut
+        # One timer per request is much cheaper than an asyncio.timeout() scope on this hot path.
+        timer = loop.call_at(deadline, _expire, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
 
     async def _flush_forever(self) -> None:
         while True:
@@ -138,8 +192,13 @@ class RedisProducer:
                 await self._flush(batch)
 
     async def _flush(self, batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> None:
-        keys = [self._queue, *(k for k, _, _ in batch)]
-        args: list[Any] = [self._dedup_window, *(m for _, m, _ in batch)]
+        keys = [self._queue, ledger_key(), ledger_due_key(), *(dedup_key(k) for k, _, _ in batch)]
+        args: list[Any] = [
+            self._dedup_window,
+            time.time() + self._stale_after,
+            *(m for _, m, _ in batch),
+            *(k for k, _, _ in batch),
+        ]
         try:
             results = await self._script(keys=keys, args=args)
         except BaseException as exc:

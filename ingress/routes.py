@@ -6,6 +6,7 @@ handler and so the secret; nothing in the body is acted on before the signature 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -15,13 +16,14 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ingress import metrics
+from ingress.actions import answer_action
 from ingress.state import IngressState
-from shared.errors import InvalidPayload, PayloadTooLarge, SignatureInvalid
-from shared.events import AnyEvent
+from shared.errors import InvalidPayload, PayloadTooLarge, RequestTimedOut, SignatureInvalid
+from shared.events import ActionEvent, AnyEvent
 from shared.jobs import HANDLE_WEBHOOK, WebhookJob, idempotency_key
 from shared.registry import HandlerSpec
 from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
-from shared.ui import Message
 
 logger = logging.getLogger("frameio_kit.ingress")
 
@@ -33,8 +35,9 @@ async def receive_event(request: Request) -> Response:
     state: IngressState = request.app.state.kit
     started = time.perf_counter()
     event_type = "-"
+    kind = "unknown"
     try:
-        body = await _read_body(request, state.settings.max_body_bytes)
+        body = await _read_body(request, state.settings.max_body_bytes, state.settings.body_timeout)
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         signature = request.headers.get(SIGNATURE_HEADER)
         ts = parse_timestamp(timestamp)
@@ -49,18 +52,26 @@ async def receive_event(request: Request) -> Response:
             _verify_unhandled(state, body, timestamp, signature)
             event_type = raw_type
             _log(event_type, "ignored (no handler)", started)
+            metrics.count_request("unhandled", "ignored")
             return Response(status_code=200)
         event_type = raw_type
+        kind = spec.kind
         event = await _verified_event(state, spec, payload, body, timestamp, signature, ts)
         if spec.kind == "webhook":
             outcome = await _enqueue_webhook(state, event, body, ts)
             _log(event_type, outcome, started)
+            metrics.count_request("webhook", outcome)
             return _ACCEPTED
-        response = await _answer_action(state, spec, event)
-        _log(event_type, "answered", started)
+        if not isinstance(event, ActionEvent):
+            raise InvalidPayload("not an action payload", status_code=422)
+        response, outcome = await answer_action(state, spec, event, body)
+        _log(event_type, outcome, started)
+        metrics.observe_action(started)
+        metrics.count_request("action", outcome)
         return response
     except Exception as exc:
         _log(event_type, f"rejected ({type(exc).__name__})", started)
+        metrics.count_rejected(kind, exc)
         raise
 
 
@@ -77,19 +88,41 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise PayloadTooLarge(f"body larger than {limit} bytes") if declared.isdigit() else InvalidPayload(
-            "invalid Content-Length"
+        raise (
+            PayloadTooLarge(f"body larger than {limit} bytes")
+            if declared.isdigit()
+            else InvalidPayload("invalid Content-Length")
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    # A client that trickles its body must not hold a request open: a plain timer that cancels
+    # this task is much cheaper per request than an asyncio.timeout() scope.
+    task = asyncio.current_task()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        if task is not None:
+            task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body larger than {limit} bytes")
+            chunks.append(chunk)
+    except asyncio.CancelledError:
+        if not expired or task is None:
+            raise
+        task.uncancel()
+        raise RequestTimedOut(f"request body not received within {timeout:g}s") from None
+    finally:
+        timer.cancel()
     return b"".join(chunks)
 
 
@@ -113,7 +146,12 @@ def _verify_unhandled(state: IngressState, body: bytes, timestamp: str, signatur
 
 
 async def _verified_event(
-    state: IngressState, spec: HandlerSpec, payload: dict[str, Any], body: bytes, timestamp: str, signature: str,
+    state: IngressState,
+    spec: HandlerSpec,
+    payload: dict[str, Any],
+    body: bytes,
+    timestamp: str,
+    signature: str,
     ts: int,
 ) -> AnyEvent:
     secret = state.app.static_secret(spec)
@@ -153,19 +191,10 @@ async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts
         received_at=time.time(),
         idempotency_key=key,
     )
+    enqueue_started = time.perf_counter()
     fresh = await state.enqueue(HANDLE_WEBHOOK, job.model_dump(), job.describe(), key)
+    metrics.observe_enqueue(enqueue_started)
     return "enqueued" if fresh else "duplicate"
-
-
-async def _answer_action(state: IngressState, spec: HandlerSpec, event: AnyEvent) -> Response:
-    try:
-        result = await state.app.run(spec, event)
-    except Exception:
-        logger.exception("action handler %s failed", spec.event_type)
-        result = Message(title="Something went wrong", description="The action failed. Please try again.")
-    if result is None:
-        return Response(status_code=200)
-    return Response(orjson.dumps(result.to_json()), media_type="application/json")
 
 
 def _log(event_type: str, outcome: str, started: float) -> None:

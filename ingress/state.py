@@ -31,7 +31,11 @@ class IngressState:
             max_connections=64,
         )
         self.producer = RedisProducer(
-            self.redis, settings.queue, dedup_window=settings.dedup_window, timeout=settings.enqueue_timeout
+            self.redis,
+            settings.queue,
+            dedup_window=settings.dedup_window,
+            timeout=settings.enqueue_timeout,
+            stale_after=settings.ledger_stale_after,
         )
         # The Redis fast path writes kombu's Redis messages itself; any other broker goes through Celery.
         self.celery_producer = None if settings.broker_is_redis else CeleryProducer(self.redis, settings)

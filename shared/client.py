@@ -31,6 +31,10 @@ class Client(AsyncFrameio):
     ) -> None:
         if token is None and async_token is None:
             raise ValueError("Client needs a token (or async_token)")
+        if base_url is None:
+            from shared.settings import get_settings
+
+            base_url = get_settings().api_url  # FRAMEIO_KIT_API_URL; None keeps the SDK's https://api.frame.io
         self._owns_http = httpx_client is None
         self._http = httpx_client or httpx.AsyncClient(
             timeout=timeout if timeout is not None else 60.0, follow_redirects=bool(follow_redirects)

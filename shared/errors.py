@@ -3,6 +3,7 @@
 FrameioKitError
 ├── RequestRejected          a request we refuse; carries the 4xx status and a public message
 │   ├── PayloadTooLarge      413
+│   ├── RequestTimedOut      408 (body not received within FRAMEIO_KIT_BODY_TIMEOUT)
 │   ├── InvalidPayload       400 (not JSON, not an object) / 422 (schema)
 │   └── SignatureInvalid     401 (missing, malformed, stale or wrong signature)
 ├── BrokerUnavailable        the queue did not take the message in time (503, Frame.io retries)
@@ -31,6 +32,10 @@ class RequestRejected(FrameioKitError):
 
 class PayloadTooLarge(RequestRejected):
     status_code = 413
+
+
+class RequestTimedOut(RequestRejected):
+    status_code = 408
 
 
 class InvalidPayload(RequestRejected):

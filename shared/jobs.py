@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 HANDLE_WEBHOOK = "frameio_kit.handle_webhook"
 
@@ -44,8 +44,9 @@ HANDLE_ACTION_JOB = "frameio_kit.handle_action_job"
 class ActionJob(BaseModel):
     """Follow-up work an action handler handed to the workers (`hand_off`).
 
-    Carries the verified action body, the answers of the interaction's earlier steps and the
-    user's id; never a token: a worker that needs one reads it from the token store.
+    Carries the verified action body, the answers of the interaction's earlier steps, the
+    context of its first call (for submissions that omit it) and the user's id; never a token:
+    a worker that needs one reads it from the token store.
     """
 
     job: str
@@ -54,6 +55,7 @@ class ActionJob(BaseModel):
     user_id: str
     body: str
     form_history: list[dict[str, Any]]
+    context: dict[str, Any] = Field(default_factory=dict)
     timestamp: int
     received_at: float
     idempotency_key: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from shared.errors import AppLoadError
 from shared.registry import App
@@ -14,10 +15,11 @@ def load_app(reference: str | None) -> App:
     """Import `module:attribute` and return the App it names, with a clear error otherwise."""
     if not reference:
         raise AppLoadError("no app given: pass APP (module:attribute) or set FRAMEIO_APP")
-    module_name, _, attr = reference.partition(":")
+    module_part, _, attr = reference.partition(":")
     attr = attr or "app"
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    module_name = _module_name(module_part)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -31,3 +33,20 @@ def load_app(reference: str | None) -> App:
     if not isinstance(obj, App):
         raise AppLoadError(f"{reference!r} is a {type(obj).__name__}, not a frameio_kit.App")
     return obj
+
+
+def _module_name(module_part: str) -> str:
+    """`pkg.mod` as is; a file path (`examples/review_bot.py`, `./myapp.py`) as the module it names.
+
+    A path inside the working directory becomes a dotted name (so packages import as usual);
+    one elsewhere has its folder put on `sys.path`.
+    """
+    if "/" not in module_part and not module_part.endswith(".py"):
+        return module_part
+    path = Path(module_part).with_suffix("") if module_part.endswith(".py") else Path(module_part)
+    resolved = path.resolve()
+    try:
+        return ".".join(resolved.relative_to(Path.cwd()).parts)
+    except ValueError:
+        sys.path.insert(0, str(resolved.parent))
+        return resolved.name

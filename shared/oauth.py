@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events import ActionEvent
+
 DEFAULT_SCOPES = ["openid", "email", "profile", "offline_access", "additional_info.roles"]
 DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"
+
+AuthCompleteCallback = Callable[[ActionEvent], Awaitable[None]]
+"""Called after a user signed in from an action's sign-in Form, with the original action event and
+the user's token bound (`get_user_token()` works inside)."""
 
 _current_user_token: ContextVar[str | None] = ContextVar("frameio_kit_user_token", default=None)
 
 
 class OAuthConfig(BaseModel):
-    """OAuth configuration for Adobe IMS authentication."""
+    """OAuth configuration for Adobe IMS authentication.
+
+    `storage` is any py-key-value `AsyncKeyValue`; None means the Redis store that ingress and
+    workers share (a process-local memory store in dev mode). `encryption_key` is one Fernet key,
+    or several separated by commas for rotation (the first encrypts, all decrypt); None reads
+    FRAMEIO_KIT_ENCRYPTION_KEYS. `ims_url` None reads FRAMEIO_KIT_IMS_URL (default Adobe's production
+    IMS). `on_auth_complete` lets the action that asked for sign-in resume (docs/oauth.md).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -28,29 +42,47 @@ class OAuthConfig(BaseModel):
     token_refresh_buffer_seconds: int = 300
     http_client: httpx.AsyncClient | None = None
     ims_url: str | None = None
+    on_auth_complete: AuthCompleteCallback | None = None
 
     @property
     def redirect_uri(self) -> str:
         """The OAuth callback, `{base_url}/auth/callback`; register it in Adobe's console."""
         return f"{self.base_url.rstrip('/')}/auth/callback"
 
+    def __repr_args__(self) -> Any:
+        # The client secret and keys must not end up in logs through a repr.
+        for name, value in super().__repr_args__():
+            yield name, ("**********" if name in {"client_secret", "encryption_key"} and value else value)
+
 
 def get_user_token() -> str:
     """Get the authenticated user's access token.
 
-    Only inside a handler that runs for a signed-in user (an action registered with
-    `require_user_auth=True`). The token lives in a context variable, never on the event.
+    Inside an action handler registered with `require_user_auth=True` (ingress), and inside a
+    webhook handler or action job (worker) for the event's user when that user has signed in.
+    The token lives in a context variable, never on the event.
+
+    Raises:
+        RuntimeError: outside such a handler, or in a worker when the event's user has not signed in.
     """
     token = _current_user_token.get()
     if token is None:
-        raise RuntimeError("get_user_token() called outside a user-authenticated handler")
+        raise RuntimeError(
+            "get_user_token(): no signed-in user here (outside a require_user_auth action, or the event's "
+            "user has not signed in with Adobe)"
+        )
     return token
 
 
-def set_user_token(token: str | None) -> object:
+def current_user_token() -> str | None:
+    """The bound token, or None (for the framework: it binds a stored token only when none is bound)."""
+    return _current_user_token.get()
+
+
+def set_user_token(token: str | None) -> Token[str | None]:
     """Bind `token` for the current task; returns the handle `reset_user_token` takes."""
     return _current_user_token.set(token)
 
 
-def reset_user_token(handle: object) -> None:
-    _current_user_token.reset(handle)  # type: ignore[arg-type]
+def reset_user_token(handle: Token[str | None]) -> None:
+    _current_user_token.reset(handle)

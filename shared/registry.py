@@ -6,6 +6,7 @@ find webhook handlers in it. `App` is also an ASGI app (the ingress is built on 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ from shared.events import ActionEvent, AnyEvent, WebhookEvent
 from shared.middleware import Middleware, NextFunc, build_chain
 from shared.oauth import OAuthConfig
 from shared.settings import get_settings
-from shared.ui import AnyResponse
+from shared.ui import AnyResponse, Message
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
     from shared.client import Client
+    from shared.token_manager import TokenManager
 
 WebhookSecretResolver = Callable[[WebhookEvent], Awaitable[str]]
 ActionSecretResolver = Callable[[ActionEvent], Awaitable[str]]
@@ -33,7 +35,7 @@ _secrets_required = True
 def disable_secret_check() -> None:
     """Workers call this before importing the integration: they never verify signatures, so
     they must start without the signing secrets (the ingress still refuses to start without)."""
-    global _secrets_required  # noqa: PLW0603
+    global _secrets_required
     _secrets_required = False
 
 
@@ -53,13 +55,17 @@ class SecretResolver(Protocol):
 class HandlerSpec:
     """One registered handler and how to find its signing secret."""
 
-    kind: Literal["webhook", "action"]
+    kind: Literal["webhook", "action", "action_job"]
     event_type: str
     func: Handler
     secret: str | Callable[[Any], Awaitable[str]] | None
     name: str = ""
     description: str = ""
     require_user_auth: bool = False
+    max_retries: int | None = None
+    retry_backoff: float | None = None
+    resource_types: tuple[str, ...] = ()
+    timeout_message: Message | None = None
     chain: NextFunc = field(compare=False, default=None)  # type: ignore[assignment]
 
     @property
@@ -84,22 +90,44 @@ class App:
         self._secret_resolver = secret_resolver
         self._webhooks: dict[str, HandlerSpec] = {}
         self._actions: dict[str, HandlerSpec] = {}
+        self._action_jobs: dict[str, HandlerSpec] = {}
         self._client: Client | None = None
+        # One token manager (HTTP client + Redis pool) per event loop, closed by aclose().
+        self._token_managers: dict[object, TokenManager] = {}
+        if oauth is not None:
+            from shared.token_store import encryption_keys
+
+            encryption_keys(oauth, get_settings())  # outside dev mode, no key fails here, at start-up
         self._asgi: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     # -- registration -------------------------------------------------------------------
 
     def on_webhook(
-        self, event_type: str | list[str], secret: str | WebhookSecretResolver | None = None
+        self,
+        event_type: str | list[str],
+        secret: str | WebhookSecretResolver | None = None,
+        *,
+        max_retries: int | None = None,
+        retry_backoff: float | None = None,
     ) -> Callable[[H], H]:
-        """Decorator to register a function as a webhook event handler (one type or a list)."""
+        """Decorator to register a function as a webhook event handler (one type or a list).
+
+        `max_retries` (retries after the first attempt) and `retry_backoff` (base delay, seconds)
+        override FRAMEIO_KIT_MAX_RETRIES and FRAMEIO_KIT_RETRY_BACKOFF for this handler.
+        """
         types = [event_type] if isinstance(event_type, str) else list(event_type)
         self._check_secret_source(secret, get_settings().webhook_secret, "WEBHOOK_SECRET", "webhook")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"on_webhook({event_type!r}): max_retries must be >= 0")
+        if retry_backoff is not None and retry_backoff < 0:
+            raise ValueError(f"on_webhook({event_type!r}): retry_backoff must be >= 0")
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
             for t in types:
-                self._webhooks[t] = self._spec("webhook", t, func, secret)
+                self._webhooks[t] = self._spec(
+                    "webhook", t, func, secret, max_retries=max_retries, retry_backoff=retry_backoff
+                )
             return func
 
         return decorator
@@ -112,26 +140,60 @@ class App:
         secret: str | ActionSecretResolver | None = None,
         *,
         require_user_auth: bool = False,
+        resource_type: str | list[str] | None = None,
+        timeout_message: Message | None = None,
     ) -> Callable[[H], H]:
-        """Decorator to register a function as a custom action handler."""
-        self._check_secret_source(
-            secret, get_settings().custom_action_secret, "CUSTOM_ACTION_SECRET", "custom action"
-        )
+        """Decorator to register a function as a custom action handler.
+
+        `resource_type` ("file", "folder", "version_stack" or a list): on any other resource the
+        user gets a "not available" Message and the handler does not run. `timeout_message`
+        replaces the Message answered when the handler overruns FRAMEIO_KIT_ACTION_TIMEOUT.
+        """
+        self._check_secret_source(secret, get_settings().custom_action_secret, "CUSTOM_ACTION_SECRET", "custom action")
         if require_user_auth and self._oauth is None:
             raise ValueError(f"on_action({event_type!r}) requires user auth but App has no oauth=OAuthConfig(...)")
+        resource_types = (resource_type,) if isinstance(resource_type, str) else tuple(resource_type or ())
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
             self._actions[event_type] = self._spec(
-                "action", event_type, func, secret, name=name, description=description,
+                "action",
+                event_type,
+                func,
+                secret,
+                name=name,
+                description=description,
                 require_user_auth=require_user_auth,
+                resource_types=resource_types,
+                timeout_message=timeout_message,
             )
             return func
 
         return decorator
 
-    def _spec(self, kind: Literal["webhook", "action"], event_type: str, func: Handler, secret: Any,
-              **extra: Any) -> HandlerSpec:
+    def on_action_job(self, job: str) -> Callable[[H], H]:
+        """Decorator to register the worker-side follow-up of an action, run by `hand_off(event, job)`.
+
+        The function receives the `ActionEvent` (with `form_history` and `answers`) in a worker,
+        through the middleware chain, and is retried like a webhook handler; its return value is
+        ignored (the user already had their answer).
+        """
+
+        def decorator(func: H) -> H:
+            _require_coroutine(func)
+            self._action_jobs[job] = self._spec("action_job", job, func, None)
+            return func
+
+        return decorator
+
+    def _spec(
+        self,
+        kind: Literal["webhook", "action", "action_job"],
+        event_type: str,
+        func: Handler,
+        secret: Any,
+        **extra: Any,
+    ) -> HandlerSpec:
         return HandlerSpec(kind, event_type, func, secret, chain=build_chain(self._middleware, func), **extra)
 
     def _check_secret_source(self, secret: object, env_secret: object, env_name: str, what: str) -> None:
@@ -152,6 +214,11 @@ class App:
     @property
     def action_handlers(self) -> dict[str, HandlerSpec]:
         return self._actions
+
+    @property
+    def action_job_handlers(self) -> dict[str, HandlerSpec]:
+        """Follow-up jobs of actions (`on_action_job`), by job name."""
+        return self._action_jobs
 
     def lookup(self, event_type: str) -> HandlerSpec | None:
         """The handler registered for `event_type`, webhooks first."""
@@ -181,6 +248,11 @@ class App:
 
     async def run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
         """Run the handler through the middleware chain."""
+        # OAuth: webhooks and action jobs (workers) see the event user's stored token, if they signed in.
+        if self._oauth is not None and (spec.kind != "action" or spec.require_user_auth):
+            from shared.token_manager import run_as_event_user
+
+            return await run_as_event_user(self.token_manager, spec.chain, event)
         return await spec.chain(event)
 
     # -- clients and OAuth ----------------------------------------------------------------
@@ -201,11 +273,26 @@ class App:
         return self._client
 
     @property
-    def token_manager(self) -> Any:
-        """The OAuth token manager; only when `App(oauth=...)` is configured."""
+    def token_manager(self) -> TokenManager:
+        """The OAuth token manager (`get_token`, `store_token`, `delete_token`); only with `App(oauth=...)`."""
         if self._oauth is None:
             raise RuntimeError("App.token_manager needs App(oauth=OAuthConfig(...))")
-        raise RuntimeError("token storage is not available yet")
+        loop = _running_loop()
+        manager = self._token_managers.get(loop)
+        if manager is None:
+            from shared.token_manager import build_token_manager
+
+            manager = self._token_managers[loop] = build_token_manager(self._oauth, get_settings())
+        return manager
+
+    async def aclose(self) -> None:
+        """Close the API client and this event loop's token manager (HTTP and Redis connections)."""
+        client, self._client = self._client, None
+        manager = self._token_managers.pop(_running_loop(), None)
+        if client is not None:
+            await client.close()
+        if manager is not None:
+            await manager.close()
 
     # -- ASGI ----------------------------------------------------------------------------
 
@@ -217,6 +304,13 @@ class App:
 
             self._asgi = create_app(self, get_settings())
         await self._asgi(scope, receive, send)
+
+
+def _running_loop() -> object:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _require_coroutine(func: Callable[..., Any]) -> None:

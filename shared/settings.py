@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     queue: str = Field("frameio-kit", validation_alias=_env("FRAMEIO_KIT_QUEUE"))
     visibility_timeout: int = Field(900, ge=2, validation_alias=_env("FRAMEIO_KIT_VISIBILITY_TIMEOUT"))
     max_body_bytes: int = Field(1024 * 1024, ge=1, validation_alias=_env("FRAMEIO_KIT_MAX_BODY_BYTES"))
+    body_timeout: float = Field(10.0, gt=0, validation_alias=_env("FRAMEIO_KIT_BODY_TIMEOUT"))
     enqueue_timeout: float = Field(3.0, gt=0, le=4.5, validation_alias=_env("FRAMEIO_KIT_ENQUEUE_TIMEOUT"))
     max_retries: int = Field(2, ge=0, validation_alias=_env("FRAMEIO_KIT_MAX_RETRIES"))
     retry_backoff: float = Field(2.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RETRY_BACKOFF"))
@@ -76,7 +77,13 @@ class Settings(BaseSettings):
     def completion_ttl(self) -> int:
         """How long a completed event's marker lives: past the de-duplication window and past any
         redelivery of an unacknowledged message (visibility timeout)."""
-        return max(self.dedup_window, 2 * self.visibility_timeout, 60)
+        return max(self.dedup_window, 3 * self.visibility_timeout, 60)
+
+    @property
+    def ledger_stale_after(self) -> float:
+        """Seconds an accepted webhook may go without being started before the ledger sweep queues
+        it again: past kombu's own redelivery of a dead worker's message (one visibility timeout)."""
+        return 2.0 * self.visibility_timeout
 
 
 @lru_cache(maxsize=1)

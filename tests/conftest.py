@@ -67,16 +67,21 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def base_env(redis_server: RedisServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FRAMEIO_KIT_") and k not in {"WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET"}}
-    env.update({
-        "REDIS_URL": redis_server.url,
-        "TEST_RECORD_URL": redis_server.db_url(1),
-        "PYTHONPATH": str(ROOT),
-        "FRAMEIO_KIT_VISIBILITY_TIMEOUT": "6",
-        "FRAMEIO_KIT_RETRY_BACKOFF": "0.2",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FRAMEIO_KIT_") and k not in {"WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET"}
+    }
+    env.update(
+        {
+            "REDIS_URL": redis_server.url,
+            "TEST_RECORD_URL": redis_server.db_url(1),
+            "PYTHONPATH": str(ROOT),
+            "FRAMEIO_KIT_VISIBILITY_TIMEOUT": "6",
+            "FRAMEIO_KIT_RETRY_BACKOFF": "0.2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -86,8 +91,7 @@ def start_ingress(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable
 
     def start(app: str = TEST_APP, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> str:
         port = free_port()
-        env = {**base_env, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CUSTOM_ACTION_SECRET": ACTION_SECRET,
-               **(extra_env or {})}
+        env = {**base_env, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CUSTOM_ACTION_SECRET": ACTION_SECRET, **(extra_env or {})}
         svc = Service("ingress", cli("ingress", app, "--port", str(port), *args), env, tmp_path)
         started.append(svc)
         url = f"http://127.0.0.1:{port}"
@@ -104,8 +108,12 @@ def start_worker(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
     """A worker started as users start it, without the signing secrets in its environment."""
     started: list[Service] = []
 
-    def start(app: str = TEST_APP, argv: list[str] | None = None, extra_env: dict[str, str] | None = None,
-              concurrency: int = 8) -> Service:
+    def start(
+        app: str = TEST_APP,
+        argv: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        concurrency: int = 8,
+    ) -> Service:
         env = {**base_env, **(extra_env or {})}
         command = argv or cli("worker", app, "--concurrency", str(concurrency))
         svc = Service("worker", command, env, tmp_path)
@@ -116,6 +124,17 @@ def start_worker(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
     yield start
     for svc in started:
         svc.stop()
+
+
+@pytest.fixture
+def ims() -> Iterator[Any]:
+    """A local stand-in for Adobe IMS and Frame.io's GET /v4/me (tests/ims_standin.py)."""
+    from tests.ims_standin import ImsServer, ImsStandIn
+
+    server = ImsServer(ImsStandIn())
+    server.start()
+    yield server.standin
+    server.stop()
 
 
 def _healthy(url: str, svc: Service) -> bool:

@@ -19,6 +19,9 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
         "visibility_timeout": settings.visibility_timeout,
         "unacked_restore_interval": interval,
         "unacked_restore_throttle": 1,
+        # The restore scan runs under a Redis mutex; a worker killed while holding it would stall
+        # every other worker's restores until it expires (kombu's default: 300 s).
+        "unacked_mutex_expire": max(5, min(300, settings.visibility_timeout // 2)),
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
     }

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery.signals import worker_init, worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_shutdown
 
+from shared.logs import configure_logging
+from shared.settings import get_settings
 from workers import runtime
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """Workers log like the ingress (FRAMEIO_KIT_LOG_FORMAT); connecting here keeps Celery's own set-up out."""
+    configure_logging(get_settings())
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 @worker_init.connect
@@ -16,4 +27,8 @@ def _load_integration(**_: Any) -> None:
 
 @worker_shutdown.connect
 def _stop_loop(**_: Any) -> None:
+    try:  # close the loop's API client and token manager (HTTP + Redis) before the loop stops
+        runtime.run(runtime.get_kit_app().aclose())
+    except Exception:
+        logging.getLogger("frameio_kit.worker").warning("closing clients at shutdown failed", exc_info=True)
     runtime.shutdown()

@@ -1,0 +1,177 @@
+"""Answering custom actions: resource filter, per-interaction state, replayed retries, the time
+budget and hand-off to the workers (docs/actions.md).
+
+Frame.io waits 5 s for an answer and retries a step it did not get one for; `interaction_id` is
+the only thread through a multi-step form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import orjson
+from starlette.responses import Response
+
+from ingress.oauth import answer_as_user
+from ingress.state import IngressState
+from shared.events import ActionEvent
+from shared.form_state import (
+    ActionState,
+    ActionStateUnavailable,
+    Interaction,
+    StepResult,
+    StepStillRunning,
+    apply_context,
+    build_action_state,
+    context_of,
+    step_key,
+)
+from shared.handoff import bind_hand_off, reset_hand_off
+from shared.jobs import HANDLE_ACTION_JOB, ActionJob, action_job_key
+from shared.registry import HandlerSpec
+from shared.ui import AnyResponse, Form, Message
+
+logger = logging.getLogger("frameio_kit.ingress")
+
+NOT_AVAILABLE = Message(title="Not available", description="This action is not available for this item.")
+TIMEOUT_MESSAGE = Message(
+    title="This is taking too long",
+    description="The action did not finish in time and was stopped. Please try again.",
+)
+FAILED_MESSAGE = Message(title="Something went wrong", description="The action failed. Please try again.")
+UNAVAILABLE_MESSAGE = Message(title="Temporarily unavailable", description="Please try again in a moment.")
+
+# A retry waits for the first run, which ends within the time budget; the margin covers the
+# first run's own bookkeeping. Still under Frame.io's 5 s with the largest allowed budget.
+_WAIT_MARGIN = 0.3
+
+_stores: WeakKeyDictionary[IngressState, ActionState] = WeakKeyDictionary()
+
+
+def action_state(state: IngressState) -> ActionState:
+    """The process's action state store, built on first use from the settings."""
+    store = _stores.get(state)
+    if store is None:
+        store = _stores[state] = build_action_state(state.settings, state.redis)
+    return store
+
+
+async def answer_action(
+    state: IngressState, spec: HandlerSpec, event: ActionEvent, body: bytes
+) -> tuple[Response, str]:
+    """The answer to one verified action request, and the outcome for the request's log line."""
+    if not resource_allowed(spec, event):
+        return _response(_encode(NOT_AVAILABLE)), "not available"
+    timeout = state.settings.action_timeout
+    compute = functools.partial(_run_step, state, spec, event, body)
+    try:
+        answer, how = await action_state(state).run_step(
+            event.interaction_id, step_key(body), compute, wait=timeout + _WAIT_MARGIN
+        )
+    except StepStillRunning:
+        logger.warning("%s interaction=%s: retry gave up waiting for the first run", event.type, event.interaction_id)
+        return _response(_encode(spec.timeout_message or TIMEOUT_MESSAGE)), "still running"
+    except ActionStateUnavailable as exc:
+        logger.warning("%s interaction=%s: %s", event.type, event.interaction_id, exc)
+        return _response(_encode(UNAVAILABLE_MESSAGE)), "state unavailable"
+    return _response(answer), "answered" if how == "ran" else f"answered ({how})"
+
+
+def resource_allowed(spec: HandlerSpec, event: ActionEvent) -> bool:
+    """False when the action is limited to some resource types and was run on another. A
+    submission that omits its resource passes: the interaction's first call was checked."""
+    if not spec.resource_types:
+        return True
+    return all(r.type in spec.resource_types for r in event.resources)
+
+
+async def invoke_handler(state: IngressState, spec: HandlerSpec, event: ActionEvent) -> AnyResponse:
+    """Run the action's handler through the middleware chain: every gate that may answer instead
+    of the handler (e.g. sign-in for `require_user_auth`) belongs here."""
+    return await answer_as_user(state.app, spec, event)  # sign-in gate (ingress/oauth.py)
+
+
+async def _run_step(
+    state: IngressState, spec: HandlerSpec, event: ActionEvent, body: bytes, interaction: Interaction
+) -> StepResult:
+    """The handler under the time budget. On overrun the handler is cancelled (it must not go on
+    doing what the user was told did not happen) and the timeout Message is this step's answer."""
+    sent_context = context_of(event)
+    context = {**interaction.context, **sent_context}
+    apply_context(event, context).with_form_history(interaction.history)
+    token = bind_hand_off(functools.partial(_enqueue_job, state, event, body, interaction.history, context))
+    try:
+        task = asyncio.create_task(invoke_handler(state, spec, event))
+    finally:
+        reset_hand_off(token)
+    budget = state.settings.action_timeout
+    done, _ = await asyncio.wait({task}, timeout=budget)
+    if not done:
+        task.cancel()
+        task.add_done_callback(functools.partial(_log_late, event))
+        logger.warning(
+            "%s interaction=%s overran its %.1fs budget: handler cancelled", event.type, event.interaction_id, budget
+        )
+        return StepResult(_encode(spec.timeout_message or TIMEOUT_MESSAGE), record=None, context=sent_context)
+    try:
+        return StepResult(_encode(task.result()), record=event.data, context=sent_context)
+    except Exception:
+        logger.exception("%s interaction=%s: action handler failed", event.type, event.interaction_id)
+        return StepResult(_encode(FAILED_MESSAGE), record=None, context=sent_context)
+
+
+def _log_late(event: ActionEvent, task: asyncio.Task[AnyResponse]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        logger.warning(
+            "%s interaction=%s: handler ignored cancellation; its late answer is dropped",
+            event.type,
+            event.interaction_id,
+        )
+
+
+async def _enqueue_job(
+    state: IngressState,
+    event: ActionEvent,
+    body: bytes,
+    history: list[dict[str, Any]],
+    context: dict[str, Any],
+    job: str,
+) -> None:
+    if job not in state.app.action_job_handlers:
+        raise ValueError(f"hand_off: no @app.on_action_job({job!r}) is registered")
+    key = action_job_key(job, body)
+    payload = ActionJob(
+        job=job,
+        event_type=event.type,
+        interaction_id=event.interaction_id,
+        user_id=event.user_id,
+        body=body.decode("utf-8"),
+        form_history=history,
+        context=context,
+        timestamp=event.timestamp,
+        received_at=time.time(),
+        idempotency_key=key,
+    )
+    fresh = await state.enqueue(HANDLE_ACTION_JOB, payload.model_dump(), payload.describe(), key)
+    logger.info(
+        "%s interaction=%s: job %s %s", event.type, event.interaction_id, job, "enqueued" if fresh else "duplicate"
+    )
+
+
+def _encode(result: AnyResponse) -> bytes:
+    if result is None:
+        return b""
+    if not isinstance(result, Message | Form):
+        raise TypeError(f"action handlers return Form, Message or None, not {type(result).__name__}")
+    return orjson.dumps(result.to_json())
+
+
+def _response(answer: bytes) -> Response:
+    if not answer:
+        return Response(status_code=200)
+    return Response(answer, media_type="application/json")

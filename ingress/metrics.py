@@ -1,0 +1,74 @@
+"""Ingress Prometheus metrics, served on GET /metrics: requests by kind and outcome, enqueue and action latency.
+
+On the hot path: one dict lookup and one locked increment per request; label children are cached.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.metrics import Counter as _CounterT
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ingress.state import IngressState
+from shared.errors import BrokerUnavailable, RequestRejected
+
+REQUESTS = Counter(
+    "frameio_kit_ingress_requests",
+    "POSTs to the ingress by kind (webhook, action, unhandled, unknown) and outcome.",
+    ["kind", "outcome"],
+)
+ENQUEUE_SECONDS = Histogram(
+    "frameio_kit_ingress_enqueue_seconds",
+    "Time to put a verified webhook durably on the queue.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+ACTION_SECONDS = Histogram(
+    "frameio_kit_ingress_action_seconds",
+    "Time from request to answer for custom-action steps (Frame.io gives up after 5 s).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 10),
+)
+
+_children: dict[tuple[str, str], _CounterT] = {}
+
+
+def count_request(kind: str, outcome: str) -> None:
+    """Count one answered request; outcomes like "answered (cached)" become `answered_cached`."""
+    child = _children.get((kind, outcome))
+    if child is None:
+        label = outcome.replace("(", "").replace(")", "").strip().replace(" ", "_")
+        child = _children[(kind, outcome)] = REQUESTS.labels(kind, label)
+    child.inc()
+
+
+def count_rejected(kind: str, exc: Exception) -> None:
+    """Count a request that ended in an exception, by the status it maps to."""
+    if isinstance(exc, RequestRejected):
+        count_request(kind, f"rejected_{exc.status_code}")
+    elif isinstance(exc, BrokerUnavailable):
+        count_request(kind, "unavailable_503")
+    else:
+        count_request(kind, "error_500")
+
+
+def observe_enqueue(started: float) -> None:
+    ENQUEUE_SECONDS.observe(time.perf_counter() - started)
+
+
+def observe_action(started: float) -> None:
+    ACTION_SECONDS.observe(time.perf_counter() - started)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format; behind `Authorization: Bearer FRAMEIO_KIT_METRICS_TOKEN` when that is set."""
+    state: IngressState = request.app.state.kit
+    token = state.settings.metrics_token
+    if token is not None:
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        provided = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(expected, provided):
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,50 @@
+"""Queue a webhook job through Celery's own producer: the ingress with a non-Redis broker, and replays.
+
+Synchronous (Celery's producer is): async callers run it in a thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from shared.jobs import HANDLE_WEBHOOK, WebhookJob
+from shared.settings import Settings
+
+# Bounded reconnects: the caller has a time budget (the ingress answers Frame.io within 5 s).
+_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def producer_app(settings: Settings) -> Celery:
+    """A Celery app that only publishes (no task modules): the web process never loads worker code."""
+    app = Celery("frameio_kit_producer", broker=settings.celery_broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        broker_connection_timeout=2,
+        # RabbitMQ: wait for the broker's confirm, so "sent" means the broker has it.
+        broker_transport_options={"confirm_publish": True} if not settings.broker_is_redis else {},
+    )
+    return app
+
+
+def send_task(app: Celery, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str) -> str:
+    """Publish one persistent task message; returns the task id. Raises on broker failure."""
+    result = app.send_task(
+        task_name,
+        kwargs=kwargs,
+        kwargsrepr=kwargsrepr,
+        queue=queue,
+        ignore_result=True,
+        retry=True,
+        retry_policy=_PUBLISH_RETRY,
+    )
+    return str(result.id)
+
+
+def send_job(app: Celery, job: WebhookJob, queue: str) -> str:
+    """Queue a webhook job for the workers (used to replay dead letters)."""
+    return send_task(app, HANDLE_WEBHOOK, job.model_dump(), job.describe(), queue)

@@ -1,0 +1,298 @@
+"""Encrypted token records: Fernet/MultiFernet at rest in Redis (shared), a py-key-value store or memory (dev).
+
+A record holds one user's access and refresh token together, so a rotated pair is always written
+in one operation; it expires with the refresh token, not the access token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import BaseModel, Field, SecretStr
+from redis.asyncio import Redis
+from redis.exceptions import LockError
+
+from shared import redis_keys
+from shared.errors import FrameioKitError
+from shared.oauth import OAuthConfig
+from shared.settings import Settings
+
+logger = logging.getLogger("frameio_kit.oauth")
+
+REFRESH_TOKEN_LIFETIME = 14 * 86400
+"""IMS refresh tokens live 14 days unless the token response says otherwise."""
+DEFAULT_ACCESS_LIFETIME = 86400
+KEY_VALUE_COLLECTION = "frameio-kit-tokens"
+
+_dev_key: str | None = None
+
+
+class TokenUnreadable(FrameioKitError):
+    """A stored record no configured key decrypts (a key was dropped) or that does not parse."""
+
+
+class LockUnavailable(FrameioKitError):
+    """Another process held a user's refresh lock past the wait budget."""
+
+
+class TokenData(BaseModel):
+    """One user's tokens. `SecretStr` keeps them out of reprs and logs."""
+
+    access_token: SecretStr
+    refresh_token: SecretStr | None = None
+    expires_at: float
+    refresh_expires_at: float
+    scopes: list[str] = Field(default_factory=list)
+    user_id: str = ""
+
+    @classmethod
+    def from_ims(cls, payload: Mapping[str, Any], user_id: str, now: float | None = None) -> TokenData:
+        """Build from an IMS token response; trusts `expires_in` (seconds), as Adobe advises."""
+        now = time.time() if now is None else now
+        expires_in = _seconds(payload.get("expires_in"), DEFAULT_ACCESS_LIFETIME)
+        refresh_in = _seconds(payload.get("refresh_token_expires_in"), REFRESH_TOKEN_LIFETIME)
+        refresh = payload.get("refresh_token")
+        scope = payload.get("scope")
+        return cls(
+            access_token=SecretStr(str(payload["access_token"])),
+            refresh_token=SecretStr(str(refresh)) if refresh else None,
+            expires_at=now + expires_in,
+            refresh_expires_at=now + (refresh_in if refresh else expires_in),
+            scopes=[s for s in str(scope).replace(",", " ").split() if s] if scope else [],
+            user_id=user_id,
+        )
+
+    def expires_within(self, seconds: float, now: float | None = None) -> bool:
+        return self.expires_at - seconds <= (time.time() if now is None else now)
+
+
+def _seconds(value: Any, default: int) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return float(default)
+    return seconds if seconds > 0 else float(default)
+
+
+class TokenCipher:
+    """MultiFernet over the configured keys: the first encrypts, every key decrypts."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("no encryption key")
+        fernets: list[Fernet] = []
+        for position, key in enumerate(keys, start=1):
+            try:
+                fernets.append(Fernet(key.strip().encode("ascii")))
+            except (ValueError, UnicodeEncodeError):
+                raise ValueError(
+                    f"encryption key #{position} is not a Fernet key (32 url-safe base64 bytes); generate one with "
+                    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+                ) from None
+        self._fernet = MultiFernet(fernets)
+        # Login links are signed with keys derived from the same secrets, so one setting rotates both.
+        self.signing_keys = [
+            hmac.new(base64.urlsafe_b64decode(k.strip()), b"frameio-kit login link", hashlib.sha256).digest()
+            for k in keys
+        ]
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt(self, sealed: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(sealed)
+        except InvalidToken:
+            raise TokenUnreadable("no configured encryption key decrypts this record") from None
+
+
+def encryption_keys(config: OAuthConfig, settings: Settings) -> list[str]:
+    """The keys, first one encrypting: `OAuthConfig.encryption_key`, else FRAMEIO_KIT_ENCRYPTION_KEYS.
+
+    Outside dev mode no key is a start-up error: a throwaway key would make every stored token
+    unreadable at the next restart and differ between ingress and workers.
+    """
+    raw = config.encryption_key or (settings.encryption_keys.get_secret_value() if settings.encryption_keys else "")
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if keys:
+        TokenCipher(keys)  # validates every key now, at start-up
+        return keys
+    if not settings.dev:
+        raise ValueError(
+            "OAuth needs an encryption key for stored tokens: set FRAMEIO_KIT_ENCRYPTION_KEYS (comma separated "
+            "Fernet keys, the first encrypts) or OAuthConfig(encryption_key=...)"
+        )
+    global _dev_key
+    if _dev_key is None:
+        _dev_key = Fernet.generate_key().decode("ascii")
+        logger.warning("DEV MODE: generated a throwaway token encryption key; stored tokens die with this process")
+    return [_dev_key]
+
+
+class RecordBackend(Protocol):
+    """Where sealed bytes live; `take` and `lock` serve sign-in state and refresh locks."""
+
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, ttl: int) -> None: ...
+    async def delete(self, key: str) -> None: ...
+    async def take(self, key: str) -> bytes | None: ...
+    def lock(self, key: str, timeout: float, wait: float) -> AbstractAsyncContextManager[None]: ...
+    async def close(self) -> None: ...
+
+
+class RedisBackend:
+    """The shared default: ingress and every worker see the same records and locks."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def get(self, key: str) -> bytes | None:
+        return _as_bytes(await self.redis.get(key))
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        await self.redis.set(key, value, ex=max(1, ttl))
+
+    async def delete(self, key: str) -> None:
+        await self.redis.delete(key)
+
+    async def take(self, key: str) -> bytes | None:
+        return _as_bytes(await self.redis.getdel(key))  # atomic: a replayed state finds nothing
+
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float, wait: float) -> AsyncIterator[None]:
+        lock = self.redis.lock(key, timeout=timeout, blocking_timeout=wait, sleep=0.05)
+        if not await lock.acquire():
+            raise LockUnavailable(f"lock {key} busy")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                logger.warning("refresh lock %s expired before release", key)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _as_bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+class MemoryBackend:
+    """Dev mode only: process-local, lost on restart, invisible to worker processes."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        value = self._data.get(key)
+        if value is None or value[1] <= time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return value[0]
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        self._data[key] = (value, time.monotonic() + max(1, ttl))
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def take(self, key: str) -> bytes | None:
+        value = await self.get(key)
+        self._data.pop(key, None)
+        return value
+
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float, wait: float) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with asyncio.timeout(wait):
+                await lock.acquire()
+        except TimeoutError:
+            raise LockUnavailable(f"lock {key} busy") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class KeyValueBackend:
+    """Compatibility with `OAuthConfig(storage=...)`: any py-key-value `AsyncKeyValue`.
+
+    Only token records go there (sealed, as `{"sealed": "..."}`); sign-in state and refresh locks
+    stay in Redis, which the store protocol cannot do atomically.
+    """
+
+    def __init__(self, storage: Any, locks: RecordBackend) -> None:
+        for method in ("get", "put", "delete"):
+            if not callable(getattr(storage, method, None)):
+                raise TypeError(f"OAuthConfig.storage must be a py-key-value AsyncKeyValue (no .{method}())")
+        self._storage = storage
+        self._locks = locks
+
+    async def get(self, key: str) -> bytes | None:
+        entry = await self._storage.get(key, collection=KEY_VALUE_COLLECTION)
+        sealed = entry.get("sealed") if isinstance(entry, Mapping) else None
+        return sealed.encode("ascii") if isinstance(sealed, str) else None
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        await self._storage.put(
+            key, {"sealed": value.decode("ascii")}, collection=KEY_VALUE_COLLECTION, ttl=max(1, ttl)
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._storage.delete(key, collection=KEY_VALUE_COLLECTION)
+
+    async def take(self, key: str) -> bytes | None:
+        return await self._locks.take(key)
+
+    def lock(self, key: str, timeout: float, wait: float) -> AbstractAsyncContextManager[None]:
+        return self._locks.lock(key, timeout, wait)
+
+    async def close(self) -> None:
+        return None
+
+
+class TokenStore:
+    """Seals and unseals `TokenData` per Frame.io user id."""
+
+    def __init__(self, cipher: TokenCipher, backend: RecordBackend) -> None:
+        self.cipher = cipher
+        self.backend = backend
+
+    async def load(self, user_id: str) -> TokenData | None:
+        """The user's record, None when absent; raises `TokenUnreadable` when it cannot be opened."""
+        sealed = await self.backend.get(redis_keys.user_token_key(user_id))
+        if sealed is None:
+            return None
+        raw = self.cipher.decrypt(sealed)
+        try:
+            return TokenData.model_validate(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValueError):
+            raise TokenUnreadable("stored record does not parse") from None
+
+    async def save(self, user_id: str, data: TokenData) -> None:
+        """One write of the whole record, sealed with the first key, expiring with the refresh token."""
+        record = data.model_dump(mode="json")
+        record["access_token"] = data.access_token.get_secret_value()
+        record["refresh_token"] = data.refresh_token.get_secret_value() if data.refresh_token else None
+        ttl = int(data.refresh_expires_at - time.time())
+        await self.backend.set(redis_keys.user_token_key(user_id), self.cipher.encrypt(orjson.dumps(record)), ttl)
+
+    async def delete(self, user_id: str) -> None:
+        await self.backend.delete(redis_keys.user_token_key(user_id))

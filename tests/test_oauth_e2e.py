@@ -1,0 +1,301 @@
+"""End to end: Adobe sign-in over real HTTP with a real ingress, real workers, real Redis and a stand-in IMS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from ingress.oauth import sign_login_token
+from shared.redis_keys import user_token_key
+from shared.token_store import TokenCipher
+from tests.helpers import (
+    ACTION_SECRET,
+    WEBHOOK_SECRET,
+    Service,
+    action_payload,
+    cli,
+    free_port,
+    post_signed,
+    wait_until,
+    webhook_payload,
+)
+
+pytestmark = pytest.mark.e2e
+
+OAUTH_APP = "tests.apps.oauth:app"
+KEY_A = Fernet.generate_key().decode()
+KEY_B = Fernet.generate_key().decode()
+PUBLIC_URL = "https://kit.example.test"  # tests/apps/oauth.py's base_url (importing it needs a key)
+
+
+def fingerprint(token: str) -> str:
+    """What tests/apps/oauth.py records instead of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def oauth_env(ims: Any, keys: str = KEY_A) -> dict[str, str]:
+    return {"FRAMEIO_KIT_IMS_URL": ims.url, "FRAMEIO_KIT_API_URL": ims.url, "FRAMEIO_KIT_ENCRYPTION_KEYS": keys}
+
+
+def run_action(url: str, interaction: str, user: str = "user-1") -> dict[str, Any]:
+    response = post_signed(url, action_payload(interaction, user={"id": user}), ACTION_SECRET)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def login_link(form: dict[str, Any]) -> str:
+    assert form["title"] == "Sign in with Adobe", form
+    (field,) = form["fields"]
+    assert field["type"] == "link"
+    return str(field["value"])
+
+
+def on_ingress(public_url: str, ingress: str) -> str:
+    """The public URL (behind a proxy in production) pointed at the test's ingress."""
+    assert public_url.startswith(PUBLIC_URL), public_url
+    parts = urlsplit(public_url)
+    return f"{ingress}{parts.path}?{parts.query}"
+
+
+def sign_in(ingress: str, form: dict[str, Any]) -> tuple[httpx.Response, str]:
+    """Follow the sign-in link through the stand-in IMS; returns the callback response and its URL."""
+    login = httpx.get(on_ingress(login_link(form), ingress), follow_redirects=False)
+    assert login.status_code == 302, login.text
+    authorize = httpx.get(login.headers["location"], follow_redirects=False)
+    assert authorize.status_code == 302, authorize.text
+    callback_url = on_ingress(authorize.headers["location"], ingress)
+    return httpx.get(callback_url, follow_redirects=False), callback_url
+
+
+def every_redis_byte(port: int) -> bytes:
+    """Every key and value of every database, concatenated."""
+    chunks: list[bytes] = []
+    for db in range(16):
+        client = redis.Redis(port=port, db=db)
+        for key in client.scan_iter(count=1000):
+            chunks.append(key)
+            kind = client.type(key)
+            if kind == b"string":
+                chunks.append(client.get(key) or b"")
+            elif kind == b"list":
+                chunks.extend(client.lrange(key, 0, -1))
+            elif kind == b"hash":
+                for field, value in client.hgetall(key).items():
+                    chunks += [field, value]
+            elif kind == b"set":
+                chunks.extend(client.smembers(key))
+            elif kind == b"zset":
+                chunks.extend(client.zrange(key, 0, -1))
+            elif kind == b"stream":
+                for _, entry in client.xrange(key):
+                    for field, value in entry.items():
+                        chunks += [field, value]
+            else:
+                raise AssertionError(f"unexpected Redis type {kind!r} for {key!r}")
+        client.close()
+    return b"\n".join(chunks)
+
+
+def token_keys(redis_client: redis.Redis) -> list[bytes]:
+    return list(redis_client.scan_iter(match="frameio-kit:oauth:token:*"))
+
+
+def test_sign_in_end_to_end_then_ingress_and_worker_handlers_act_as_the_user(
+    ims, start_ingress, start_worker, redis_client, redis_server, records, tmp_path
+):
+    env = oauth_env(ims)
+    url = start_ingress(OAUTH_APP, extra_env=env)
+    worker = start_worker(OAUTH_APP, extra_env=env)
+
+    form = run_action(url, "int-first")
+    assert records("action") == []  # the handler does not run before sign-in
+    callback, _ = sign_in(url, form)
+    assert callback.status_code == 200 and "Signed in" in callback.text
+    access = ims.latest_access["user-1"]
+    assert ims.calls["authorization_code"] == 1 and ims.calls["me"] == 1
+
+    resumed = wait_until(lambda: records("resumed"), timeout=10, what="on_auth_complete")
+    assert resumed == [
+        {"pid": resumed[0]["pid"], "interaction": "int-first", "user": "user-1", "token": fingerprint(access)}
+    ]
+
+    assert run_action(url, "int-second") == {"title": "Transcribing", "description": "Started as you"}
+    assert [(r["interaction"], r["token"]) for r in records("action")] == [("int-second", fingerprint(access))]
+
+    assert post_signed(url, webhook_payload("file-1"), WEBHOOK_SECRET).status_code == 202
+    assert post_signed(url, webhook_payload("file-2", user={"id": "user-unknown"}), WEBHOOK_SECRET).status_code == 202
+    seen = wait_until(lambda: len(records("webhook")) == 2 and records("webhook"), timeout=20, what="webhooks")
+    by_resource = {r["resource"]: r for r in seen}
+    assert by_resource["file-1"]["token"] == fingerprint(access)
+    assert by_resource["file-1"]["pid"] == worker.pid
+    assert by_resource["file-2"]["token"] is None  # not signed in: the handler runs, get_user_token() raises
+
+    everything = every_redis_byte(redis_server.port)
+    assert user_token_key("user-1").encode() in everything  # the scan does see the record...
+    leaked = [t for t in ims.issued if t.encode() in everything]
+    assert leaked == [], "a token is stored in clear text"  # ...but never a token in it
+    logs = "".join(p.read_text(errors="replace") for p in Path(tmp_path).glob("*.log"))
+    assert "signed in user user-1" in logs
+    assert [t for t in ims.issued if t in logs] == []
+
+
+def test_twenty_concurrent_actions_near_expiry_refresh_exactly_once(ims, start_ingress, redis_client, records):
+    env = oauth_env(ims)
+    first, second = start_ingress(OAUTH_APP, extra_env=env), start_ingress(OAUTH_APP, extra_env=env)
+    ims.access_expires_in = 120  # inside the 300 s refresh buffer from the start
+    callback, _ = sign_in(first, run_action(first, "int-0"))
+    assert callback.status_code == 200
+    old = ims.latest_access["user-1"]
+    ims.access_expires_in, ims.refresh_delay = 86399, 0.5
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda i: run_action((first, second)[i % 2], f"int-c{i}"), range(20)))
+
+    assert answers == [{"title": "Transcribing", "description": "Started as you"}] * 20
+    assert ims.calls["refresh_token"] == 1
+    new = ims.latest_access["user-1"]
+    assert new != old
+    actions = records("action")
+    assert len(actions) == 20
+    assert {r["token"] for r in actions} == {fingerprint(new)}
+    assert len({r["pid"] for r in actions}) == 2  # both ingress processes took part
+
+
+def test_rejected_refresh_answers_the_sign_in_form_and_drops_the_record(ims, start_ingress, redis_client, records):
+    url = start_ingress(OAUTH_APP, extra_env=oauth_env(ims))
+    ims.access_expires_in = 120
+    assert sign_in(url, run_action(url, "int-0"))[0].status_code == 200
+    assert token_keys(redis_client) == [user_token_key("user-1").encode()]
+    ims.reject_refresh = True
+
+    answer = run_action(url, "int-1")
+
+    assert login_link(answer).startswith(PUBLIC_URL + "/auth/login?t=")
+    assert ims.calls["refresh_token"] == 1
+    assert token_keys(redis_client) == []
+    assert records("action") == []
+
+
+def test_forged_expired_replayed_and_mismatched_sign_ins_are_refused_and_store_nothing(
+    ims, start_ingress, redis_client
+):
+    url = start_ingress(OAUTH_APP, extra_env=oauth_env(ims))
+    link = on_ingress(login_link(run_action(url, "int-6")), url)
+    token = parse_qs(urlsplit(link).query)["t"][0]
+    body, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert claims["u"] == "user-1" and claims["i"] == "int-6"
+
+    forged_body = base64.urlsafe_b64encode(json.dumps({**claims, "u": "user-2"}).encode()).rstrip(b"=").decode()
+    login = url + "/auth/login?t="
+    refused = {
+        "forged user": httpx.get(login + f"{forged_body}.{signature}"),
+        "foreign key": httpx.get(login + sign_login_token(b"k" * 32, "user-2", "int-6", int(time.time()) + 600)),
+        "expired": httpx.get(
+            login + sign_login_token(TokenCipher([KEY_A]).signing_keys[0], "user-1", "int-6", int(time.time()) - 1)
+        ),
+        "garbage": httpx.get(login + "garbage"),
+        "no state": httpx.get(url + "/auth/callback?code=abc"),
+        "unknown state": httpx.get(url + "/auth/callback?code=abc&state=never-issued"),
+        "idp error": httpx.get(url + "/auth/callback", params={"error": "<script>alert(1)</script>"}),
+    }
+    assert {k: r.status_code for k, r in refused.items()} == {
+        "forged user": 403,
+        "foreign key": 403,
+        "expired": 410,
+        "garbage": 400,
+        "no state": 400,
+        "unknown state": 400,
+        "idp error": 400,
+    }
+    assert "<script>" not in refused["idp error"].text and "&lt;script&gt;" in refused["idp error"].text
+    assert ims.calls["authorize"] == 0
+
+    ims.sign_in_as = "user-2"  # a different Adobe account signs in from user-1's link
+    mismatch, _ = sign_in(url, run_action(url, "int-7"))
+    assert mismatch.status_code == 403 and "different Frame.io user" in mismatch.text
+    assert token_keys(redis_client) == []
+
+    ims.sign_in_as = "user-1"
+    ok, callback_url = sign_in(url, run_action(url, "int-8"))
+    assert ok.status_code == 200
+    redis_client.delete(user_token_key("user-1"))
+    replayed = httpx.get(callback_url)
+    assert replayed.status_code == 400 and "already used" in replayed.text
+    assert token_keys(redis_client) == []
+    assert ims.calls["authorization_code"] == 2  # the mismatch and the success; the replay never reached IMS
+
+
+def test_users_stay_signed_in_across_restarts_and_a_new_first_key(
+    ims, base_env, start_worker, redis_client, records, tmp_path
+):
+    before = _ingress(base_env, tmp_path, oauth_env(ims, KEY_A))
+    try:
+        worker = start_worker(OAUTH_APP, extra_env=oauth_env(ims, KEY_A))
+        assert sign_in(before.url, run_action(before.url, "int-0"))[0].status_code == 200
+    finally:
+        before.stop()
+    access = ims.latest_access["user-1"]
+    worker.stop()
+
+    rotated = oauth_env(ims, f"{KEY_B},{KEY_A}")  # new key first: encrypts; the old one still decrypts
+    after = _ingress(base_env, tmp_path, rotated)
+    new_worker = start_worker(OAUTH_APP, extra_env=rotated)
+    try:
+        assert run_action(after.url, "int-1") == {"title": "Transcribing", "description": "Started as you"}
+        assert post_signed(after.url, webhook_payload("file-r"), WEBHOOK_SECRET).status_code == 202
+        seen = wait_until(lambda: records("webhook"), timeout=20, what="the webhook after restart")
+    finally:
+        after.stop()
+    assert [r["token"] for r in records("action")] == [fingerprint(access)]
+    assert seen[0]["token"] == fingerprint(access) and seen[0]["pid"] == new_worker.pid
+    assert ims.calls["authorization_code"] == 1 and ims.calls["refresh_token"] == 0
+
+
+def test_oauth_without_an_encryption_key_fails_at_start_up(base_env, ims):
+    env = {**base_env, "CUSTOM_ACTION_SECRET": ACTION_SECRET, "FRAMEIO_KIT_IMS_URL": ims.url}
+    result = subprocess.run(
+        [*cli("ingress", OAUTH_APP, "--port", str(free_port()))], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "FRAMEIO_KIT_ENCRYPTION_KEYS" in result.stderr
+
+
+class _Ingress:
+    def __init__(self, svc: Service, url: str) -> None:
+        self.svc, self.url = svc, url
+
+    def stop(self) -> None:
+        self.svc.stop()
+
+
+def _ingress(base_env: dict[str, str], tmp_path: Path, extra: dict[str, str]) -> _Ingress:
+    """An ingress this test can stop and start again (the start_ingress fixture only stops at teardown)."""
+    port = free_port()
+    env = {**base_env, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CUSTOM_ACTION_SECRET": ACTION_SECRET, **extra}
+    svc = Service("ingress", cli("ingress", OAUTH_APP, "--port", str(port)), env, tmp_path)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if svc.proc.poll() is not None:
+            raise AssertionError(f"ingress exited:\n{svc.output()[-3000:]}")
+        try:
+            return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout=30, interval=0.1, what="ingress /healthz")
+    return _Ingress(svc, url)

@@ -1,0 +1,85 @@
+"""The ingress producer: group-committed enqueue, de-duplication, its time budget and message ids."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+
+from redis.asyncio import Redis
+
+from ingress.producer import RedisProducer, _ids, build_task_message
+from shared.errors import BrokerUnavailable
+from tests.helpers import RedisServer
+
+
+def test_concurrent_enqueues_are_each_pushed_once_and_duplicates_detected(redis_server: RedisServer) -> None:
+    async def scenario() -> tuple[list[bool], list[bool], int]:
+        client = Redis.from_url(redis_server.url)
+        await client.flushall()
+        producer = RedisProducer(client, "q", dedup_window=60, timeout=2.0)
+        try:
+            first = await asyncio.gather(*(producer.enqueue(f"m{i}".encode(), f"k{i}") for i in range(300)))
+            again = await asyncio.gather(*(producer.enqueue(b"again", f"k{i}") for i in range(0, 300, 30)))
+            return list(first), list(again), int(await client.llen("q"))
+        finally:
+            await producer.close()
+            await client.aclose()
+
+    first, again, queued = asyncio.run(scenario())
+    assert all(first)
+    assert not any(again)
+    assert queued == 300
+
+
+def test_a_broker_that_never_answers_gives_broker_unavailable_within_the_budget() -> None:
+    async def scenario() -> tuple[str, float]:
+        async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(1 << 16):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(hang, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Redis(host="127.0.0.1", port=port, socket_timeout=1.5)
+        producer = RedisProducer(client, "q", dedup_window=60, timeout=0.4)
+        started = time.monotonic()
+        try:
+            await producer.enqueue(b"m", "k")
+            outcome = "enqueued"
+        except BrokerUnavailable:
+            outcome = "unavailable"
+        elapsed = time.monotonic() - started
+        await producer.close()
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+        return outcome, elapsed
+
+    outcome, elapsed = asyncio.run(scenario())
+    assert outcome == "unavailable"
+    assert 0.3 < elapsed < 1.4
+
+
+def test_task_messages_carry_distinct_ids_also_in_a_forked_child() -> None:
+    def ids_of(message: bytes) -> tuple[str, str]:
+        decoded = json.loads(message)
+        return decoded["headers"]["id"], decoded["properties"]["delivery_tag"]
+
+    message = build_task_message("frameio_kit.handle_webhook", {"a": 1}, "{}", "q")
+    decoded = json.loads(message)
+    assert json.loads(base64.b64decode(decoded["body"]))[1] == {"a": 1}
+    seen = {x for _ in range(1000) for x in ids_of(build_task_message("t", {}, "{}", "q"))}
+    assert len(seen) == 2000
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_end, _ids.next().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert child_id[:24] != _ids.next()[:24]

@@ -1,0 +1,47 @@
+"""A background thread in each worker process that queues stranded webhook messages again
+(see shared/ledger.py). Only for a Redis broker: AMQP has no pop-before-record gap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery.signals import worker_ready, worker_shutdown
+
+from shared.ledger import sweep_ledger
+from shared.settings import get_settings
+
+logger = logging.getLogger("frameio_kit.worker")
+
+_stop = threading.Event()
+
+
+def sweep_interval(visibility_timeout: int) -> float:
+    return float(max(1, min(30, visibility_timeout // 4)))
+
+
+def _sweep_forever() -> None:
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    interval = sweep_interval(settings.visibility_timeout)
+    while not _stop.wait(interval):
+        try:
+            sweep_ledger(client, settings.queue, settings.ledger_stale_after, lock_seconds=int(interval))
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("ledger sweep skipped: %s", type(exc).__name__)
+    client.close()
+
+
+@worker_ready.connect
+def _start(**_: Any) -> None:
+    if not get_settings().broker_is_redis:
+        return
+    _stop.clear()
+    threading.Thread(target=_sweep_forever, name="frameio-kit-ledger", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _finish(**_: Any) -> None:
+    _stop.set()

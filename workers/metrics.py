@@ -1,0 +1,81 @@
+"""Worker-side Prometheus metrics: tasks by outcome, handler duration, retries and queue depth.
+
+Served on FRAMEIO_KIT_WORKER_METRICS_PORT (0: off) by the worker's main process once it is ready.
+Counters live in the process that runs the handlers: the threads and solo pools (the default).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import redis
+from celery.signals import worker_ready
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared.settings import Settings, get_settings
+
+logger = logging.getLogger("frameio_kit.worker")
+
+Outcome = Literal["done", "retried", "dead_lettered", "skipped"]
+
+TASKS = Counter("frameio_kit_worker_tasks", "Webhook task runs by event type and outcome.", ["event_type", "outcome"])
+RETRIES = Counter(
+    "frameio_kit_worker_retries", "Webhook handler runs that failed and were scheduled again.", ["event_type"]
+)
+HANDLER_SECONDS = Histogram(
+    "frameio_kit_worker_handler_seconds",
+    "Time spent in a webhook handler (middleware included), successful or not.",
+    ["event_type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+
+
+def record_task(event_type: str, outcome: Outcome) -> None:
+    """Count one task run by how it ended."""
+    TASKS.labels(event_type, outcome).inc()
+    if outcome == "retried":
+        RETRIES.labels(event_type).inc()
+
+
+def observe_handler(event_type: str, seconds: float) -> None:
+    """Time one handler run, whether it succeeded or raised."""
+    HANDLER_SECONDS.labels(event_type).observe(seconds)
+
+
+class QueueDepthCollector(Collector):
+    """`frameio_kit_queue_depth`: messages waiting in the broker, read from Redis at scrape time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._queue = settings.queue
+        self._redis = redis.Redis.from_url(settings.celery_broker_url, socket_timeout=1, socket_connect_timeout=1)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("frameio_kit_queue_depth", "Webhook tasks waiting in the queue.", labels=["queue"])
+        try:
+            family.add_metric([self._queue], float(self._redis.llen(self._queue)))
+        except (redis.RedisError, OSError):
+            return []  # an absent sample beats a wrong one; the worker's own logs say Redis is down
+        return [family]
+
+
+_serving = False
+
+
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    global _serving
+    settings = get_settings()
+    if _serving or not settings.worker_metrics_port:
+        return
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    except OSError as exc:
+        logger.warning("metrics not served: cannot bind %s:%d (%s)", settings.host, settings.worker_metrics_port, exc)
+        return
+    REGISTRY.register(QueueDepthCollector(settings))
+    _serving = True
+    logger.info("metrics served on http://%s:%d/metrics", settings.host, settings.worker_metrics_port)

@@ -1,0 +1,58 @@
+"""Graceful worker shutdown: on SIGTERM, running handlers get FRAMEIO_KIT_SHUTDOWN_GRACE seconds to finish;
+what is still running or waiting in the worker then goes back to the queue, and the process exits.
+
+Celery's warm shutdown alone waits without limit, and an orchestrator's SIGKILL after its own grace
+period would leave the messages unacknowledged until the visibility timeout brings them back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery.signals import worker_shutting_down
+from celery.worker import state
+
+from shared.settings import get_settings
+
+logger = logging.getLogger("frameio_kit.worker")
+
+_EXIT_REQUEUED = 1
+_timer: threading.Timer | None = None
+
+
+@worker_shutting_down.connect
+def _start_grace_period(sig: str = "", how: str = "", **_: Any) -> None:
+    global _timer
+    if how != "Warm" or _timer is not None:
+        return
+    grace = get_settings().shutdown_grace
+    running = len(state.active_requests)
+    logger.info("shutting down on %s: %d handlers running, waiting up to %.0fs for them", sig, running, grace)
+    _timer = threading.Timer(grace, _requeue_and_exit)
+    _timer.daemon = True
+    _timer.start()
+
+
+def _requeue_and_exit() -> None:
+    """The grace period is over: hand every unfinished message back to the broker, then exit at once
+    (the handler threads cannot be interrupted; a later redelivery runs them again)."""
+    pending = {*state.active_requests, *state.reserved_requests, *state.scheduled_requests}
+    requeued = 0
+    for request in pending:
+        if request.acknowledged:
+            continue
+        try:
+            # Straight to the channel: Request.reject only schedules the reject on the consumer's
+            # event loop, which is busy shutting down and would never run it.
+            request.message.reject(requeue=True)
+            requeued += 1
+        except Exception:
+            # The unacknowledged message still comes back after the visibility timeout.
+            logger.exception("could not requeue task %s", request.id)
+    logger.warning("grace period over: requeued %d unfinished tasks, exiting", requeued)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(_EXIT_REQUEUED)
