@@ -28,6 +28,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
+    # Our formats use neither thread, process nor caller: skip collecting them per record (the
+    # logging HOWTO's "Optimization" table names these switches, `_srcfile` included).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())

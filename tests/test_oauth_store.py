@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
+from key_value.aio.stores.disk import DiskStore
 
+from frameio_kit import App
 from shared.oauth import OAuthConfig, get_user_token
 from shared.redis_keys import user_token_key
 from shared.settings import Settings
@@ -194,3 +198,44 @@ def test_dev_mode_keeps_tokens_in_memory_only_without_a_redis_url(ims, redis_ser
     finally:
         for m in (memory, shared, production):
             asyncio.run(m.close())
+
+
+def test_reference_oauth_example_with_a_real_py_key_value_disk_store(ims, redis_server, tmp_path, monkeypatch):
+    """The reference's OAuthConfig example, as written (DiskStore, custom httpx client), with the
+    token sealed on disk."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADOBE_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("ADOBE_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("FRAMEIO_KIT_ENCRYPTION_KEYS", KEY_A)
+    monkeypatch.setenv("FRAMEIO_KIT_IMS_URL", ims.url)
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+
+    custom_client = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=100))
+    app = App(
+        oauth=OAuthConfig(
+            client_id=os.getenv("ADOBE_CLIENT_ID"),  # type: ignore[arg-type]
+            client_secret=os.getenv("ADOBE_CLIENT_SECRET"),  # type: ignore[arg-type]
+            base_url="https://myapp.com",
+            storage=DiskStore(directory="./tokens"),
+            token_refresh_buffer_seconds=600,
+            http_client=custom_client,
+        )
+    )
+    pair = fresh_pair(ims)
+
+    async def work() -> Any:
+        await app.token_manager.store_token("user_123", pair)
+        token = await app.token_manager.get_token(user_id="user_123")
+        await app.token_manager.delete_token(user_id="user_123")
+        gone = await app.token_manager.get_token(user_id="user_123")
+        await app.token_manager.store_token("user_123", pair)
+        await app.aclose()
+        await custom_client.aclose()
+        return token, gone
+
+    token, gone = asyncio.run(work())
+    assert token is not None and token.access_token.get_secret_value() == pair["access_token"]
+    assert gone is None
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "tokens").rglob("*") if p.is_file())
+    assert on_disk, "DiskStore wrote nothing"
+    assert pair["access_token"].encode() not in on_disk and pair["refresh_token"].encode() not in on_disk

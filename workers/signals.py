@@ -18,6 +18,10 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
     configure_logging(get_settings())
     if loglevel:
         logging.getLogger().setLevel(loglevel)
+    # Celery's own "Received task" / "Task succeeded" lines repeat ours (which carry the event type
+    # and resource id): one line per transition, so theirs only when something goes wrong.
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @worker_init.connect
