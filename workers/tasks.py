@@ -79,7 +79,8 @@ def handle_webhook(self: Task, **payload: Any) -> None:
         logger.info("skipped %s resource=%s task=%s: already completed", job.event_type, job.resource_id, task_id)
         metrics.record_task(job.event_type, "skipped")
         return
-    spec = runtime.get_kit_app().webhook_handlers.get(job.event_type)
+    kit = runtime.get_kit_app()
+    spec = kit.webhook_handlers.get(job.event_type)
     if spec is None:
         _dead_letter(store, job, "no_handler", f"no handler for {job.event_type}", task_id)
         return
@@ -88,7 +89,7 @@ def handle_webhook(self: Task, **payload: Any) -> None:
     logger.info("started %s resource=%s task=%s attempt=%d", job.event_type, job.resource_id, task_id, attempt)
     started = time.perf_counter()
     try:
-        runtime.run(runtime.get_kit_app().run(spec, event))
+        runtime.run(kit.run(spec, event))
     except Retry:
         raise
     except Exception as exc:
