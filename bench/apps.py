@@ -19,10 +19,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.payloads import WEBHOOK_SECRET
-from shared.events import WebhookEvent
-from shared.jobs import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.core.events import WebhookEvent
+from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
 from shared.settings import get_settings
-from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
 
 _INLINE_SLEEP = float(os.environ.get("BENCH_INLINE_SLEEP", "1.0"))
 

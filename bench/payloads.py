@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from shared.signature import compute_signature
+from shared.core.signature import compute_signature
 
 WEBHOOK_SECRET = "bench-webhook-secret-1f3e"
 ACTION_SECRET = "bench-action-secret-77aa"

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench import payloads, report  # noqa: E402
 from bench.procs import PY, Server, WrkResult, cpu_seconds, rss_mb, start_kit_ingress, start_uvicorn, wrk  # noqa: E402
 from ingress.producer import build_task_message  # noqa: E402
-from shared.jobs import HANDLE_WEBHOOK, WebhookJob, idempotency_key  # noqa: E402
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key  # noqa: E402
 from tests.helpers import RedisServer, Service, cli, wait_until  # noqa: E402
 
 QUEUE = "frameio-kit"

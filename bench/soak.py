@@ -28,7 +28,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.dead_letters import DeadLetterStore
+from shared.jobs.dead_letters import DeadLetterStore
 from tests.helpers import WEBHOOK_SECRET, RedisServer, Service, cli, free_port, signed, wait_until
 from tests.helpers import webhook_payload as payload_for
 

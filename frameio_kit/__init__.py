@@ -1,14 +1,13 @@
 """frameio-kit: build Frame.io integrations; run them on a verifying ingress and Celery workers."""
 
-from shared.client import Client
-from shared.errors import PermanentError
-from shared.events import Account, ActionEvent, AnyEvent, Project, Resource, User, WebhookEvent, Workspace
-from shared.handoff import hand_off
-from shared.middleware import Middleware, NextFunc
-from shared.oauth import OAuthConfig, get_user_token
-from shared.registry import App, SecretResolver
-from shared.signature import verify_signature
-from shared.ui import (
+from frameio_kit.app import App
+from shared.actions.handoff import hand_off
+from shared.core.client import Client
+from shared.core.events import Account, ActionEvent, AnyEvent, Project, Resource, User, WebhookEvent, Workspace
+from shared.core.middleware import Middleware, NextFunc
+from shared.core.registry import SecretResolver
+from shared.core.signature import verify_signature
+from shared.core.ui import (
     AnyResponse,
     CheckboxField,
     Form,
@@ -19,6 +18,8 @@ from shared.ui import (
     TextareaField,
     TextField,
 )
+from shared.errors import PermanentError
+from shared.oauth.config import OAuthConfig, get_user_token
 
 __all__ = [
     "Account",

@@ -87,7 +87,7 @@ def _settings_for(app_ref: str | None) -> Settings:
 def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from shared.loading import load_app
+    from shared.core.loading import load_app
 
     settings = _settings_for(args.app)
     configure_logging(settings)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from shared.dead_letters import DeadLetter, DeadLetterStore
+from shared.jobs.dead_letters import DeadLetter, DeadLetterStore
 from shared.settings import Settings, get_settings
 
 
@@ -68,7 +68,7 @@ def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -
         if found is None:
             return _not_found(letter_id)
         letters = [found]
-    from shared.dispatch import producer_app, send_job  # Celery only for this action
+    from shared.jobs.publish import producer_app, send_job  # Celery only for this action
 
     celery = producer_app(settings)
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from frameio_kit.send import DEV_ACTION_SECRET, DEV_WEBHOOK_SECRET
-from shared.loading import load_app
+from shared.core.loading import load_app
 from shared.settings import Settings, get_settings
 
 _WORKER_CONCURRENCY = 8

@@ -68,12 +68,14 @@ def _run_healthcheck(args: argparse.Namespace) -> int:
     import httpx
     import redis
 
+    from shared.redis_client import sync_client
+
     settings = get_settings()
     url = args.url
     try:
         if url is None and args.role == "worker":
             # A worker is healthy when its broker answers and, if it serves metrics, it answers too.
-            client = redis.Redis.from_url(settings.celery_broker_url, socket_timeout=2, socket_connect_timeout=2)
+            client = sync_client(settings.celery_broker_url, "probe")
             try:
                 client.ping()
             finally:

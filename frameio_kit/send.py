@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
+from shared.core.signature import sign_headers
 from shared.settings import get_settings
-from shared.signature import sign_headers
 
 # Frame.io's 30 webhook event types (SDK 4.0.0), grouped as the platform documents them.
 WEBHOOK_TYPES: tuple[str, ...] = (

@@ -19,8 +19,8 @@ from starlette.responses import Response
 
 from ingress.oauth import answer_as_user
 from ingress.state import IngressState
-from shared.events import ActionEvent
-from shared.form_state import (
+from shared.actions.handoff import bind_hand_off, reset_hand_off
+from shared.actions.state import (
     ActionState,
     ActionStateUnavailable,
     Interaction,
@@ -31,10 +31,10 @@ from shared.form_state import (
     context_of,
     step_key,
 )
-from shared.handoff import bind_hand_off, reset_hand_off
-from shared.jobs import HANDLE_ACTION_JOB, ActionJob, action_job_key
-from shared.registry import HandlerSpec
-from shared.ui import AnyResponse, Form, Message
+from shared.core.events import ActionEvent
+from shared.core.registry import HandlerSpec
+from shared.core.ui import AnyResponse, Form, Message
+from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob, action_job_key
 
 logger = logging.getLogger("frameio_kit.ingress")
 

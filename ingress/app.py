@@ -15,14 +15,14 @@ from ingress import oauth
 from ingress.metrics import metrics_endpoint
 from ingress.routes import healthz, readyz, receive_event
 from ingress.state import IngressState
+from shared.core.registry import Registry
 from shared.errors import BrokerUnavailable, RequestRejected
-from shared.registry import App
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(app: App, settings: Settings) -> Starlette:
+def create_app(app: Registry, settings: Settings) -> Starlette:
     """The ingress for `app`: POST / for Frame.io, GET /healthz and /readyz for orchestration."""
     state = IngressState(app, settings)
 

@@ -16,8 +16,8 @@ import anyio.to_thread
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.dispatch import producer_app, send_task
 from shared.errors import BrokerUnavailable
+from shared.jobs.publish import producer_app, send_task
 from shared.redis_keys import dedup_key
 from shared.settings import Settings
 

@@ -7,7 +7,7 @@ import gc
 from starlette.applications import Starlette
 
 from ingress.app import create_app
-from shared.loading import load_app
+from shared.core.loading import load_app
 from shared.logs import configure_logging
 from shared.settings import get_settings
 

@@ -23,14 +23,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from shared import redis_keys
-from shared.client import Client
+from shared.core.client import Client
+from shared.core.events import ActionEvent
+from shared.core.registry import HandlerSpec, Registry
+from shared.core.ui import AnyResponse, Form, LinkField, Message
 from shared.errors import RequestRejected
-from shared.events import ActionEvent
-from shared.oauth import reset_user_token, set_user_token
-from shared.registry import App, HandlerSpec
-from shared.token_manager import GrantRejected, IdentityProviderUnavailable, TokenManager
-from shared.token_store import TokenUnreadable
-from shared.ui import AnyResponse, Form, LinkField, Message
+from shared.oauth.config import reset_user_token, set_user_token
+from shared.oauth.token_manager import GrantRejected, IdentityProviderUnavailable, TokenManager
+from shared.oauth.token_store import TokenUnreadable
 
 logger = logging.getLogger("frameio_kit.oauth")
 
@@ -54,7 +54,7 @@ class LoginClaims:
 # -- the gate ---------------------------------------------------------------------------------
 
 
-async def answer_as_user(app: App, spec: HandlerSpec, event: ActionEvent) -> AnyResponse:
+async def answer_as_user(app: Registry, spec: HandlerSpec, event: ActionEvent) -> AnyResponse:
     """Run an action handler; with `require_user_auth`, only for a signed-in user, their token bound.
 
     No token, a refresh IMS rejected, an undecryptable record or IMS down: the sign-in Form instead.
@@ -158,7 +158,7 @@ async def login(request: Request) -> Response:
 
 async def callback(request: Request) -> Response:
     """GET /auth/callback?code&state: exchange the code, confirm the identity, store the token."""
-    app: App = request.app.state.kit.app
+    app: Registry = request.app.state.kit.app
     try:
         manager = _manager(request)
         user_id, interaction_id, payload = await _complete_sign_in(manager, request)
@@ -215,7 +215,7 @@ async def _frameio_user_id(manager: TokenManager, access_token: str) -> str:
     return str(profile.data.id)
 
 
-async def _resume(app: App, manager: TokenManager, interaction_id: str, access_token: str) -> None:
+async def _resume(app: Registry, manager: TokenManager, interaction_id: str, access_token: str) -> None:
     sealed = await manager.state.take(redis_keys.oauth_pending_action_key(interaction_id))
     callback = manager.config.on_auth_complete
     if sealed is None or callback is None:
@@ -232,7 +232,7 @@ async def _resume(app: App, manager: TokenManager, interaction_id: str, access_t
 
 
 def _manager(request: Request) -> TokenManager:
-    app: App = request.app.state.kit.app
+    app: Registry = request.app.state.kit.app
     if app.oauth is None:
         raise SignInRejected("Sign-in is not configured for this integration.", status_code=404)
     return app.token_manager

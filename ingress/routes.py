@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, Response
 from ingress import metrics
 from ingress.actions import answer_action
 from ingress.state import IngressState
+from shared.core.events import ActionEvent, AnyEvent
+from shared.core.registry import HandlerSpec
+from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
 from shared.errors import InvalidPayload, PayloadTooLarge, RequestTimedOut, SignatureInvalid
-from shared.events import ActionEvent, AnyEvent
-from shared.jobs import HANDLE_WEBHOOK, WebhookJob, idempotency_key
-from shared.registry import HandlerSpec
-from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
 
 logger = logging.getLogger("frameio_kit.ingress")
 

@@ -6,12 +6,12 @@ import asyncio
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ingress.celery_producer import CeleryProducer
 from ingress.producer import RedisProducer, build_task_message
-from shared.registry import App
+from shared.core.registry import Registry
+from shared.redis_client import async_client
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -20,16 +20,10 @@ logger = logging.getLogger(__name__)
 class IngressState:
     """Shared by every request of one process; built in the lifespan, closed at shutdown."""
 
-    def __init__(self, app: App, settings: Settings) -> None:
+    def __init__(self, app: Registry, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.redis = Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=1.0,
-            socket_timeout=2.0,
-            health_check_interval=30,
-            max_connections=64,
-        )
+        self.redis = async_client(settings.redis_url, "ingress")
         self.producer = RedisProducer(
             self.redis,
             settings.queue,

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from shared.signature import sign_headers
+from shared.core.signature import sign_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

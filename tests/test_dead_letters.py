@@ -9,8 +9,8 @@ import time
 
 import redis
 
-from shared.dead_letters import Attempt, DeadLetterStore, dead_letter_id
-from shared.jobs import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.jobs.dead_letters import Attempt, DeadLetterStore, dead_letter_id
 from shared.redis_keys import attempts_key, dead_letter_index_key, dead_letter_key
 from tests.helpers import ROOT, cli, webhook_payload
 

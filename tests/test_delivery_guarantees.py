@@ -10,8 +10,8 @@ import httpx
 import pytest
 import redis
 
-from shared.dead_letters import DeadLetterStore
-from shared.jobs import idempotency_key
+from shared.jobs.contract import idempotency_key
+from shared.jobs.dead_letters import DeadLetterStore
 from shared.redis_keys import attempts_key, done_key
 from tests.helpers import ROOT, WEBHOOK_SECRET, cli, signed, wait_until, webhook_payload
 

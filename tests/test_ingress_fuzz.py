@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from frameio_kit import App
 from ingress.app import create_app
-from shared.events import WebhookEvent
-from shared.registry import App
+from shared.core.events import WebhookEvent
+from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 from shared.settings import Settings
-from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 from tests.helpers import WEBHOOK_SECRET, RedisServer, webhook_payload
 
 QUEUE = "frameio-kit"

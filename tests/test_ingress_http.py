@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 
 from frameio_kit import ActionEvent, App, Form, TextField, WebhookEvent
 from ingress.app import create_app
+from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from shared.settings import Settings
-from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests.helpers import RedisServer, action_payload, signed, webhook_payload
 
 SECRET = "in-process-secret"

@@ -10,8 +10,8 @@ import redis
 from redis.asyncio import Redis
 
 from ingress.producer import RedisProducer
-from shared.dead_letters import DeadLetterStore
-from shared.ledger import sweep_ledger
+from shared.jobs.dead_letters import DeadLetterStore
+from shared.jobs.ledger import sweep_ledger
 from shared.redis_keys import done_key, ledger_due_key, ledger_key
 from tests.helpers import WEBHOOK_SECRET, RedisServer, post_signed, wait_until, webhook_payload
 

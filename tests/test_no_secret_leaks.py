@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from shared.dead_letters import DeadLetterStore
-from shared.signature import SIGNATURE_HEADER
+from shared.core.signature import SIGNATURE_HEADER
+from shared.jobs.dead_letters import DeadLetterStore
 from tests.helpers import (
     ACTION_SECRET,
     ROOT,

@@ -18,8 +18,8 @@ import redis
 from cryptography.fernet import Fernet
 
 from ingress.oauth import sign_login_token
+from shared.oauth.token_store import TokenCipher
 from shared.redis_keys import user_token_key
-from shared.token_store import TokenCipher
 from tests.helpers import (
     ACTION_SECRET,
     WEBHOOK_SECRET,

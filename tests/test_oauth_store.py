@@ -13,11 +13,11 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.disk import DiskStore
 
 from frameio_kit import App
-from shared.oauth import OAuthConfig, get_user_token
+from shared.oauth.config import OAuthConfig, get_user_token
+from shared.oauth.token_manager import TokenManager, build_token_manager
+from shared.oauth.token_store import REFRESH_TOKEN_LIFETIME, TokenData, encryption_keys
 from shared.redis_keys import user_token_key
 from shared.settings import Settings
-from shared.token_manager import TokenManager, build_token_manager
-from shared.token_store import REFRESH_TOKEN_LIFETIME, TokenData, encryption_keys
 from tests.ims_standin import CLIENT_ID, CLIENT_SECRET
 
 KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
@@ -121,8 +121,8 @@ def test_py_key_value_storage_is_honoured(ims, redis_server, redis_client):
 
 
 def test_webhook_style_run_binds_the_stored_token_only_for_signed_in_users(ims, redis_server, redis_client):
-    from shared.events import WebhookEvent
-    from shared.token_manager import run_as_event_user
+    from shared.core.events import WebhookEvent
+    from shared.oauth.token_manager import run_as_event_user
 
     pair = fresh_pair(ims)
     base = {
@@ -185,7 +185,7 @@ class DictKeyValue:
 
 
 def test_dev_mode_keeps_tokens_in_memory_only_without_a_redis_url(ims, redis_server):
-    from shared.token_store import MemoryBackend, RedisBackend
+    from shared.oauth.token_store import MemoryBackend, RedisBackend
 
     config = OAuthConfig(client_id="c", client_secret="s", base_url="https://x.test", encryption_key=KEY_A)
     memory = build_token_manager(config, Settings(dev=True))

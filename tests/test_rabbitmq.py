@@ -17,7 +17,7 @@ import httpx
 import pytest
 from kombu import Connection
 
-from shared.dead_letters import DeadLetterStore
+from shared.jobs.dead_letters import DeadLetterStore
 from tests.helpers import ROOT, WEBHOOK_SECRET, cli, free_port, post_signed, signed, wait_until, webhook_payload
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from frameio_kit import verify_signature
-from shared.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
+from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 
 SECRET = "s3cret"
 BODY = b'{"type":"file.ready","note":"caf\xc3\xa9"}'

@@ -10,10 +10,10 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
+from shared.actions.state import apply_context
+from shared.core.events import ActionEvent
 from shared.errors import PermanentError
-from shared.events import ActionEvent
-from shared.form_state import apply_context
-from shared.jobs import HANDLE_ACTION_JOB, ActionJob
+from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob
 from shared.settings import get_settings
 from workers import runtime
 from workers.celery_app import app

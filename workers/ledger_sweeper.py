@@ -1,5 +1,5 @@
 """A background thread in each worker process that queues stranded webhook messages again
-(see shared/ledger.py). Only for a Redis broker: AMQP has no pop-before-record gap."""
+(see shared/jobs/ledger.py). Only for a Redis broker: AMQP has no pop-before-record gap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import redis
 from celery.signals import worker_ready, worker_shutdown
 
-from shared.ledger import sweep_ledger
+from shared.jobs.ledger import sweep_ledger
+from shared.redis_client import sync_client
 from shared.settings import get_settings
 
 logger = logging.getLogger("frameio_kit.worker")
@@ -24,7 +25,7 @@ def sweep_interval(visibility_timeout: int) -> float:
 
 def _sweep_forever() -> None:
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client = sync_client(settings.redis_url, "worker")
     interval = sweep_interval(settings.visibility_timeout)
     while not _stop.wait(interval):
         try:

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.redis_client import sync_client
 from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("frameio_kit.worker")
@@ -51,7 +52,7 @@ class QueueDepthCollector(Collector):
 
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.queue
-        self._redis = redis.Redis.from_url(settings.celery_broker_url, socket_timeout=1, socket_connect_timeout=1)
+        self._redis = sync_client(settings.celery_broker_url, "probe")
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily("frameio_kit_queue_depth", "Webhook tasks waiting in the queue.", labels=["queue"])

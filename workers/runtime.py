@@ -13,8 +13,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from shared.loading import load_app
-from shared.registry import App, disable_secret_check
+from shared.core.loading import load_app
+from shared.core.registry import Registry, disable_secret_check
 from shared.settings import get_settings
 
 logger = logging.getLogger("frameio_kit.worker")
@@ -22,12 +22,12 @@ logger = logging.getLogger("frameio_kit.worker")
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_app: App | None = None
+_app: Registry | None = None
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
 
 
-def get_kit_app() -> App:
+def get_kit_app() -> Registry:
     """The integration's App, imported once per process from FRAMEIO_APP."""
     global _app
     with _lock:
@@ -37,7 +37,7 @@ def get_kit_app() -> App:
         return _app
 
 
-def set_kit_app(app: App) -> None:
+def set_kit_app(app: Registry) -> None:
     """Use an App object directly (in-process workers, tests)."""
     global _app
     _app = app

@@ -15,11 +15,11 @@ import redis
 from celery import Task
 from celery.exceptions import Reject, Retry
 
-from shared.dead_letters import Attempt, DeadLetterStore, Reason
+from shared.core.events import WebhookEvent
+from shared.core.registry import HandlerSpec
 from shared.errors import PermanentError
-from shared.events import WebhookEvent
-from shared.jobs import HANDLE_WEBHOOK, WebhookJob
-from shared.registry import HandlerSpec
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
+from shared.jobs.dead_letters import Attempt, DeadLetterStore, Reason
 from shared.settings import get_settings
 from workers import metrics, runtime
 from workers.celery_app import app

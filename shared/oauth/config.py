@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import ActionEvent
+from shared.core.events import ActionEvent
 
 DEFAULT_SCOPES = ["openid", "email", "profile", "offline_access", "additional_info.roles"]
 DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from shared.events import ActionEvent, AnyEvent, WebhookEvent
-from shared.ui import AnyResponse
+from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
+from shared.core.ui import AnyResponse
 
 NextFunc = Callable[[AnyEvent], Awaitable[AnyResponse]]
 """Type alias for the next function in the middleware chain."""

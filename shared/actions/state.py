@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.core.events import ActionEvent, Project, Resource, User, Workspace
 from shared.errors import FrameioKitError
-from shared.events import ActionEvent, Project, Resource, User, Workspace
 from shared.redis_keys import action_answer_key, action_context_key, action_history_key, action_lock_key
 from shared.settings import Settings
 

@@ -1,7 +1,8 @@
-"""`App`: the handler registry, secret resolution and the middleware chain.
+"""`Registry`: the handler registry, secret resolution and the middleware chain.
 
-The same `App` object serves both sides: the ingress verifies and answers with it, the workers
-find webhook handlers in it. `App` is also an ASGI app (the ingress is built on first call).
+The same object serves both sides: the ingress verifies and answers with it, the workers find
+webhook handlers in it. The public `frameio_kit.App` adds the ASGI entry point on top, so this
+package never imports the web side.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from shared.events import ActionEvent, AnyEvent, WebhookEvent
-from shared.middleware import Middleware, NextFunc, build_chain
-from shared.oauth import OAuthConfig
+from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
+from shared.core.middleware import Middleware, NextFunc, build_chain
+from shared.core.ui import AnyResponse, Message
+from shared.oauth.config import OAuthConfig
 from shared.settings import get_settings
-from shared.ui import AnyResponse, Message
 
 if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
-
-    from shared.client import Client
-    from shared.token_manager import TokenManager
+    from shared.core.client import Client
+    from shared.oauth.token_manager import TokenManager
 
 WebhookSecretResolver = Callable[[WebhookEvent], Awaitable[str]]
 ActionSecretResolver = Callable[[ActionEvent], Awaitable[str]]
@@ -73,8 +72,8 @@ class HandlerSpec:
         return WebhookEvent if self.kind == "webhook" else ActionEvent
 
 
-class App:
-    """The main application class for building Frame.io integrations."""
+class Registry:
+    """Handlers, secrets, middleware and clients of one integration (`frameio_kit.App`'s base)."""
 
     def __init__(
         self,
@@ -95,10 +94,9 @@ class App:
         # One token manager (HTTP client + Redis pool) per event loop, closed by aclose().
         self._token_managers: dict[object, TokenManager] = {}
         if oauth is not None:
-            from shared.token_store import encryption_keys
+            from shared.oauth.token_store import encryption_keys
 
             encryption_keys(oauth, get_settings())  # outside dev mode, no key fails here, at start-up
-        self._asgi: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     # -- registration -------------------------------------------------------------------
 
@@ -250,7 +248,7 @@ class App:
         """Run the handler through the middleware chain."""
         # OAuth: webhooks and action jobs (workers) see the event user's stored token, if they signed in.
         if self._oauth is not None and (spec.kind != "action" or spec.require_user_auth):
-            from shared.token_manager import run_as_event_user
+            from shared.oauth.token_manager import run_as_event_user
 
             return await run_as_event_user(self.token_manager, spec.chain, event)
         return await spec.chain(event)
@@ -267,7 +265,7 @@ class App:
         if self._token is None:
             raise RuntimeError("App.client needs App(token=...)")
         if self._client is None:
-            from shared.client import Client
+            from shared.core.client import Client
 
             self._client = Client(token=self._token)
         return self._client
@@ -280,7 +278,7 @@ class App:
         loop = _running_loop()
         manager = self._token_managers.get(loop)
         if manager is None:
-            from shared.token_manager import build_token_manager
+            from shared.oauth.token_manager import build_token_manager
 
             manager = self._token_managers[loop] = build_token_manager(self._oauth, get_settings())
         return manager
@@ -293,17 +291,6 @@ class App:
             await client.close()
         if manager is not None:
             await manager.close()
-
-    # -- ASGI ----------------------------------------------------------------------------
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI call interface to delegate to the underlying Starlette app."""
-        if self._asgi is None:
-            # Imported here so worker processes, which import this module, never load the web stack.
-            from ingress.app import create_app
-
-            self._asgi = create_app(self, get_settings())
-        await self._asgi(scope, receive, send)
 
 
 def _running_loop() -> object:

@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from shared.core.registry import Registry
 from shared.errors import AppLoadError
-from shared.registry import App
 
 
-def load_app(reference: str | None) -> App:
-    """Import `module:attribute` and return the App it names, with a clear error otherwise."""
+def load_app(reference: str | None) -> Registry:
+    """Import `module:attribute` and return the integration it names, with a clear error otherwise."""
     if not reference:
         raise AppLoadError("no app given: pass APP (module:attribute) or set FRAMEIO_APP")
     module_part, _, attr = reference.partition(":")
@@ -30,7 +30,7 @@ def load_app(reference: str | None) -> App:
             obj = getattr(obj, part)
         except AttributeError as exc:
             raise AppLoadError(f"{module_name!r} has no attribute {attr!r}") from exc
-    if not isinstance(obj, App):
+    if not isinstance(obj, Registry):
         raise AppLoadError(f"{reference!r} is a {type(obj).__name__}, not a frameio_kit.App")
     return obj
 

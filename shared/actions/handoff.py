@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 
-from shared.events import ActionEvent
+from shared.core.events import ActionEvent
 
 HandOff = Callable[[str], Awaitable[None]]
 """What the ingress binds around an action handler: queue the job of that name for this step."""

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import redis
 from pydantic import BaseModel
 
-from shared.jobs import WebhookJob
+from shared.jobs.contract import WebhookJob
+from shared.redis_client import sync_client
 from shared.redis_keys import (
     attempts_key,
     dead_letter_index_key,
@@ -100,7 +101,7 @@ class DeadLetterStore:
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> DeadLetterStore:
         return cls(
-            client or redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
+            client or sync_client(settings.redis_url, "worker"),
             max_entries=settings.dead_letter_max,
             retention=settings.dead_letter_retention,
             completion_ttl=settings.completion_ttl,

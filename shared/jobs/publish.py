@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery
 
-from shared.jobs import HANDLE_WEBHOOK, WebhookJob
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
 from shared.settings import Settings
 
 # Bounded reconnects: the caller has a time budget (the ingress answers Frame.io within 5 s).

@@ -15,15 +15,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from redis.asyncio import Redis
 
 from shared import redis_keys
+from shared.core.events import AnyEvent
+from shared.core.middleware import NextFunc
+from shared.core.ui import AnyResponse
 from shared.errors import FrameioKitError
-from shared.events import AnyEvent
-from shared.middleware import NextFunc
-from shared.oauth import DEFAULT_IMS_URL, OAuthConfig, current_user_token, reset_user_token, set_user_token
-from shared.settings import Settings
-from shared.token_store import (
+from shared.oauth.config import DEFAULT_IMS_URL, OAuthConfig, current_user_token, reset_user_token, set_user_token
+from shared.oauth.token_store import (
     KeyValueBackend,
     LockUnavailable,
     MemoryBackend,
@@ -35,7 +34,8 @@ from shared.token_store import (
     TokenUnreadable,
     encryption_keys,
 )
-from shared.ui import AnyResponse
+from shared.redis_client import async_client
+from shared.settings import Settings
 
 logger = logging.getLogger("frameio_kit.oauth")
 
@@ -209,7 +209,7 @@ def build_token_manager(config: OAuthConfig, settings: Settings) -> TokenManager
         logger.warning("DEV MODE without REDIS_URL: tokens kept in process memory, lost on restart, unseen by workers")
         state = MemoryBackend()
     else:
-        state = RedisBackend(Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=3.0))
+        state = RedisBackend(async_client(settings.redis_url, "tokens"))
     records = KeyValueBackend(config.storage, state) if config.storage is not None else state
     http = config.http_client or httpx.AsyncClient(timeout=10.0)
     ims = ImsClient(http, config.ims_url or settings.ims_url or DEFAULT_IMS_URL, config.client_id, config.client_secret)

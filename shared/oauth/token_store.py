@@ -24,7 +24,7 @@ from redis.exceptions import LockError
 
 from shared import redis_keys
 from shared.errors import FrameioKitError
-from shared.oauth import OAuthConfig
+from shared.oauth.config import OAuthConfig
 from shared.settings import Settings
 
 logger = logging.getLogger("frameio_kit.oauth")

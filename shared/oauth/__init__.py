@@ -1,0 +1,1 @@
+"""User sign-in with Adobe IMS: configuration, the encrypted token store and the token manager."""
