@@ -16,7 +16,7 @@ from ingress.metrics import metrics_endpoint
 from ingress.routes import healthz, readyz, receive_event
 from ingress.state import IngressState
 from shared.core.registry import Registry
-from shared.errors import BrokerUnavailable, RequestRejected
+from shared.errors import RequestRejected, ServiceUnavailable
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def create_app(app: Registry, settings: Settings) -> Starlette:
         ],
         exception_handlers={
             RequestRejected: _rejected,
-            BrokerUnavailable: _unavailable,
+            ServiceUnavailable: _unavailable,
             Exception: _unexpected,
         },
         lifespan=lifespan,
@@ -61,7 +61,8 @@ async def _rejected(request: Request, exc: Exception) -> Response:
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "queue unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
+    message = exc.public_message if isinstance(exc, ServiceUnavailable) else "service unavailable, retry later"
+    return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

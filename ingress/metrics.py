@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.state import IngressState
-from shared.errors import BrokerUnavailable, RequestRejected
+from shared.errors import RequestRejected, ServiceUnavailable
 
 REQUESTS = Counter(
     "frameio_kit_ingress_requests",
@@ -48,7 +48,7 @@ def count_rejected(kind: str, exc: Exception) -> None:
     """Count a request that ended in an exception, by the status it maps to."""
     if isinstance(exc, RequestRejected):
         count_request(kind, f"rejected_{exc.status_code}")
-    elif isinstance(exc, BrokerUnavailable):
+    elif isinstance(exc, ServiceUnavailable):
         count_request(kind, "unavailable_503")
     else:
         count_request(kind, "error_500")
