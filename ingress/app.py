@@ -12,10 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ingress import oauth
-from ingress.metrics import metrics_endpoint
+from ingress.metrics import exposed_without_token, metrics_endpoint
 from ingress.routes import healthz, readyz, receive_event
 from ingress.state import IngressState
 from shared.core.registry import Registry
+from shared.core.signature import TOLERANCE_SECONDS
 from shared.errors import RequestRejected, ServiceUnavailable
 from shared.settings import Settings
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 def create_app(app: Registry, settings: Settings) -> Starlette:
     """The ingress for `app`: POST / for Frame.io, GET /healthz and /readyz for orchestration."""
     state = IngressState(app, settings)
+    _warn_about(settings)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -52,6 +54,20 @@ def create_app(app: Registry, settings: Settings) -> Starlette:
     )
     web.state.kit = state
     return web
+
+
+def _warn_about(settings: Settings) -> None:
+    if settings.dedup_window == 0:
+        logger.warning(
+            "FRAMEIO_KIT_DEDUP_WINDOW=0: de-duplication is off; a captured delivery replayed within the "
+            "%d s signature tolerance runs its handler again",
+            TOLERANCE_SECONDS,
+        )
+    if exposed_without_token(settings):
+        logger.warning(
+            "bound to %s without FRAMEIO_KIT_METRICS_TOKEN: GET /metrics answers 403 until a token is set",
+            settings.host,
+        )
 
 
 async def _rejected(request: Request, exc: Exception) -> Response:

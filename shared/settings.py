@@ -8,6 +8,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.core.signature import TOLERANCE_SECONDS
+
+MIN_DEDUP_WINDOW = 2 * TOLERANCE_SECONDS
+"""A replayed delivery is accepted for as long as its timestamp is within the signature tolerance
+either side of now: the de-duplication window must cover that whole span."""
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -73,6 +79,22 @@ class Settings(SigningSecrets):
 
     log_level: str = Field("INFO", validation_alias=_env("FRAMEIO_KIT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("FRAMEIO_KIT_LOG_FORMAT"))
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _blank_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("dedup_window")
+    @classmethod
+    def _dedup_covers_replay_span(cls, value: int) -> int:
+        if 0 < value < MIN_DEDUP_WINDOW:
+            raise ValueError(
+                f"FRAMEIO_KIT_DEDUP_WINDOW={value} is shorter than the {MIN_DEDUP_WINDOW} s a signed delivery "
+                f"can be replayed (twice the {TOLERANCE_SECONDS} s signature tolerance): use at least "
+                f"{MIN_DEDUP_WINDOW}, or 0 to turn de-duplication off"
+            )
+        return value
 
     @model_validator(mode="after")
     def _legacy_encryption_key(self) -> Settings:
