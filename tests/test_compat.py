@@ -59,6 +59,7 @@ def test_blank_secret_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPa
     app = App()
     app.on_webhook("file.ready", secret="")(handler)
     assert resolve(app, "file.ready") == "from-env"
+    assert "from-env" not in repr(app.lookup("file.ready"))
 
 
 def test_blank_secret_falls_back_to_the_app_resolver():

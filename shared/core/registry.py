@@ -63,7 +63,7 @@ class HandlerSpec:
     kind: Literal["webhook", "action", "action_job"]
     event_type: str
     func: Handler
-    secret: str | Callable[[Any], Awaitable[str]] | None
+    secret: str | Callable[[Any], Awaitable[str]] | None = field(repr=False)
     name: str = ""
     description: str = ""
     require_user_auth: bool = False
