@@ -103,7 +103,8 @@ class Bench:
         servers["obvious_w1"] = start_uvicorn("obvious_w1", "bench.apps:obvious", 1, self.env, self.workdir)
         servers["inline_w1"] = start_uvicorn("inline_w1", "bench.apps:inline", 1, self.env, self.workdir)
         servers["bare_w2"] = start_uvicorn("bare_w2", "bench.apps:bare", 2, self.env, self.workdir)
-        servers["kit_w2"] = start_kit_ingress("kit_w2", 2, env_w, self.workdir)
+        # Two processes with custom actions need shared action state (memory is refused).
+        servers["kit_w2"] = start_kit_ingress("kit_w2", 2, {**env_w, "FRAMEIO_KIT_ACTION_STATE": "redis"}, self.workdir)
         time.sleep(2)
         idle = {name: rss_mb(s.service.pid) for name, s in servers.items()}
         self.results["idle_rss_mb"] = {

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from frameio_kit import dead_letter_commands, operations_commands
-from shared.errors import AppLoadError
+from shared.errors import AppLoadError, ConfigurationError
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -89,9 +89,16 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
     from shared.core.loading import load_app
 
+    if args.host:
+        os.environ["FRAMEIO_KIT_HOST"] = args.host  # the children judge /metrics exposure by the bind address
     settings = _settings_for(args.app)
     configure_logging(settings)
-    load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
+    app = load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
+    if args.workers > 1 and settings.action_state == "memory" and app.action_handlers:
+        raise ConfigurationError(
+            f"--workers {args.workers} with FRAMEIO_KIT_ACTION_STATE=memory: each process would keep its own "
+            "multi-step form state; set FRAMEIO_KIT_ACTION_STATE=redis or run one worker process"
+        )
     uvicorn.run(
         "ingress.main:create_from_env",
         factory=True,

@@ -23,14 +23,11 @@ from cryptography.fernet import Fernet
 
 from frameio_kit.send import DEV_ACTION_SECRET, DEV_WEBHOOK_SECRET
 from shared.core.loading import load_app
+from shared.errors import DevError
 from shared.settings import Settings, get_settings
 
 _WORKER_CONCURRENCY = 8
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class DevError(Exception):
-    """Dev mode cannot start (no redis-server, port taken...)."""
 
 
 @dataclass

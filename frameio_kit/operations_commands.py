@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from frameio_kit import send
-from shared.errors import AppLoadError
+from shared.errors import AppLoadError, DevError
 from shared.settings import get_settings
 
 
@@ -44,7 +44,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
-    from frameio_kit.dev import DevError, DevOptions, run_dev
+    from frameio_kit.dev import DevOptions, run_dev
     from shared.logs import configure_logging
 
     if args.app:

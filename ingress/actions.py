@@ -22,10 +22,8 @@ from ingress.state import IngressState
 from shared.actions.handoff import bind_hand_off, reset_hand_off
 from shared.actions.state import (
     ActionState,
-    ActionStateUnavailable,
     Interaction,
     StepResult,
-    StepStillRunning,
     apply_context,
     build_action_state,
     context_of,
@@ -34,6 +32,7 @@ from shared.actions.state import (
 from shared.core.events import ActionEvent
 from shared.core.registry import HandlerSpec
 from shared.core.ui import AnyResponse, Form, Message
+from shared.errors import ActionStateUnavailable, StepStillRunning
 from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob, action_job_key
 
 logger = logging.getLogger("frameio_kit.ingress")

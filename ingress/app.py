@@ -12,11 +12,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ingress import oauth
-from ingress.metrics import metrics_endpoint
+from ingress.metrics import exposed_without_token, metrics_endpoint
 from ingress.routes import healthz, readyz, receive_event
 from ingress.state import IngressState
 from shared.core.registry import Registry
-from shared.errors import BrokerUnavailable, RequestRejected
+from shared.core.signature import TOLERANCE_SECONDS
+from shared.errors import RequestRejected, ServiceUnavailable
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 def create_app(app: Registry, settings: Settings) -> Starlette:
     """The ingress for `app`: POST / for Frame.io, GET /healthz and /readyz for orchestration."""
     state = IngressState(app, settings)
+    _warn_about(settings)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -45,13 +47,27 @@ def create_app(app: Registry, settings: Settings) -> Starlette:
         ],
         exception_handlers={
             RequestRejected: _rejected,
-            BrokerUnavailable: _unavailable,
+            ServiceUnavailable: _unavailable,
             Exception: _unexpected,
         },
         lifespan=lifespan,
     )
     web.state.kit = state
     return web
+
+
+def _warn_about(settings: Settings) -> None:
+    if settings.dedup_window == 0:
+        logger.warning(
+            "FRAMEIO_KIT_DEDUP_WINDOW=0: de-duplication is off; a captured delivery replayed within the "
+            "%d s signature tolerance runs its handler again",
+            TOLERANCE_SECONDS,
+        )
+    if exposed_without_token(settings):
+        logger.warning(
+            "bound to %s without FRAMEIO_KIT_METRICS_TOKEN: GET /metrics answers 403 until a token is set",
+            settings.host,
+        )
 
 
 async def _rejected(request: Request, exc: Exception) -> Response:
@@ -61,7 +77,8 @@ async def _rejected(request: Request, exc: Exception) -> Response:
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "queue unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
+    message = exc.public_message if isinstance(exc, ServiceUnavailable) else "service unavailable, retry later"
+    return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

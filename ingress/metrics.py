@@ -6,15 +6,17 @@ On the hot path: one dict lookup and one locked increment per request; label chi
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.metrics import Counter as _CounterT
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ingress.state import IngressState
-from shared.errors import BrokerUnavailable, RequestRejected
+from shared.errors import RequestRejected, ServiceUnavailable
+from shared.settings import Settings
 
 REQUESTS = Counter(
     "frameio_kit_ingress_requests",
@@ -48,7 +50,7 @@ def count_rejected(kind: str, exc: Exception) -> None:
     """Count a request that ended in an exception, by the status it maps to."""
     if isinstance(exc, RequestRejected):
         count_request(kind, f"rejected_{exc.status_code}")
-    elif isinstance(exc, BrokerUnavailable):
+    elif isinstance(exc, ServiceUnavailable):
         count_request(kind, "unavailable_503")
     else:
         count_request(kind, "error_500")
@@ -62,11 +64,36 @@ def observe_action(started: float) -> None:
     ACTION_SECONDS.observe(time.perf_counter() - started)
 
 
+def is_loopback(host: str | None) -> bool:
+    """True for loopback addresses and for None (a Unix socket: only this machine connects)."""
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposed_without_token(settings: Settings) -> bool:
+    """Bound beyond loopback with no FRAMEIO_KIT_METRICS_TOKEN: /metrics is then refused (docs/decisions.md)."""
+    return settings.metrics_token is None and not is_loopback(settings.host)
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text format; behind `Authorization: Bearer FRAMEIO_KIT_METRICS_TOKEN` when that is set."""
+    """Prometheus text format. Behind `Authorization: Bearer FRAMEIO_KIT_METRICS_TOKEN` when that is
+    set; without a token, served only on loopback: judged by the bind address (FRAMEIO_KIT_HOST,
+    which `--host` sets) and by the address the connection arrived on, so that an ingress started
+    by other means on 0.0.0.0 does not serve its counters to the network either."""
     state: IngressState = request.app.state.kit
     token = state.settings.metrics_token
-    if token is not None:
+    if token is None:
+        server = request.scope.get("server")
+        if exposed_without_token(state.settings) or not is_loopback(server[0] if server else None):
+            return JSONResponse(
+                {"error": "metrics are served beyond loopback only with FRAMEIO_KIT_METRICS_TOKEN set"},
+                status_code=403,
+            )
+    else:
         expected = f"Bearer {token.get_secret_value()}".encode()
         provided = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(expected, provided):

@@ -27,10 +27,9 @@ from shared.core.client import Client
 from shared.core.events import ActionEvent
 from shared.core.registry import HandlerSpec, Registry
 from shared.core.ui import AnyResponse, Form, LinkField, Message
-from shared.errors import RequestRejected
+from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
 from shared.oauth.config import reset_user_token, set_user_token
-from shared.oauth.token_manager import GrantRejected, IdentityProviderUnavailable, TokenManager
-from shared.oauth.token_store import TokenUnreadable
+from shared.oauth.token_manager import TokenManager
 
 logger = logging.getLogger("frameio_kit.oauth")
 

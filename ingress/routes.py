@@ -22,7 +22,14 @@ from ingress.state import IngressState
 from shared.core.events import ActionEvent, AnyEvent
 from shared.core.registry import HandlerSpec
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
-from shared.errors import InvalidPayload, PayloadTooLarge, RequestTimedOut, SignatureInvalid
+from shared.errors import (
+    EventValidationError,
+    InvalidPayload,
+    PayloadTooLarge,
+    RequestTimedOut,
+    SecretResolutionError,
+    SignatureInvalid,
+)
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
 
 logger = logging.getLogger("frameio_kit.ingress")
@@ -164,21 +171,21 @@ async def _verified_event(
         if secret is None:
             # A resolver needs the event to find the secret; an unverifiable body learns nothing.
             raise SignatureInvalid() from None
-        raise InvalidPayload(_describe_validation(exc), status_code=422) from None
+        raise EventValidationError(spec.event_type, _invalid_fields(exc)) from None
     if secret is None:
         try:
             resolved = await state.app.resolve_secret(spec, event)
-        except Exception:
-            logger.exception("secret resolver failed for %s", spec.event_type)
-            raise SignatureInvalid() from None
-        if not resolved or not signature_matches(body, timestamp, signature, resolved):
+        except SecretResolutionError as exc:
+            logger.error("%s: %s", spec.event_type, exc)
+            raise
+        if not signature_matches(body, timestamp, signature, resolved):
             raise SignatureInvalid()
     return event
 
 
-def _describe_validation(exc: ValidationError) -> str:
+def _invalid_fields(exc: ValidationError) -> str:
     fields = sorted({".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()})
-    return "payload does not match the event schema: " + ", ".join(fields[:10])
+    return ", ".join(fields[:10])
 
 
 async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts: int) -> str:

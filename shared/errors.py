@@ -1,14 +1,29 @@
-"""The exception tree.
+"""The exception tree: every exception the product raises on purpose, all exported by `frameio_kit`.
 
 FrameioKitError
-├── RequestRejected          a request we refuse; carries the 4xx status and a public message
-│   ├── PayloadTooLarge      413
-│   ├── RequestTimedOut      408 (body not received within FRAMEIO_KIT_BODY_TIMEOUT)
-│   ├── InvalidPayload       400 (not JSON, not an object) / 422 (schema)
-│   └── SignatureInvalid     401 (missing, malformed, stale or wrong signature)
-├── BrokerUnavailable        the queue did not take the message in time (503, Frame.io retries)
-├── AppLoadError             FRAMEIO_APP missing or not importable
-└── PermanentError           raised by a handler: do not retry, dead-letter at once
+├── ConfigurationError           bad configuration, found at decoration or start-up (also a ValueError)
+│   └── AppLoadError             FRAMEIO_APP missing or not importable
+├── RequestRejected              a request we refuse; carries the 4xx status and a public message
+│   ├── PayloadTooLarge          413
+│   ├── RequestTimedOut          408 (body not received within FRAMEIO_KIT_BODY_TIMEOUT)
+│   ├── InvalidPayload           400 (not JSON, not an object) / 422 (schema)
+│   │   └── EventValidationError 422: JSON, but not the event's schema
+│   └── SignatureInvalid         401 (missing, malformed, stale or wrong signature)
+│                                    v0.0.10 name: SignatureVerificationError (the same class)
+├── ServiceUnavailable           a dependency failed: 503, Frame.io retries
+│   ├── BrokerUnavailable        the queue did not take the message in time
+│   ├── SecretResolutionError    a secret resolver raised or answered an empty secret
+│   └── ActionStateUnavailable   the action state store (Redis) did not answer
+├── StepStillRunning             a retried action step gave up waiting for the first run's answer
+├── OAuthError                   user sign-in and stored tokens
+│   ├── GrantRejected            IMS refused a code or refresh token (4xx): sign in again
+│   │   ├── TokenExchangeError   ... the authorization code (sign-in)
+│   │   └── TokenRefreshError    ... the refresh token
+│   ├── IdentityProviderUnavailable  IMS down, 5xx or malformed answer: retry later
+│   ├── TokenUnreadable          a stored record no configured key decrypts, or that does not parse
+│   └── LockUnavailable          another process held a user's refresh lock past the wait budget
+├── DevError                     `frameio-kit dev` cannot start
+└── PermanentError               raised by a handler: do not retry, dead-letter at once
 """
 
 from __future__ import annotations
@@ -16,6 +31,15 @@ from __future__ import annotations
 
 class FrameioKitError(Exception):
     """Base of every error this package raises on purpose."""
+
+
+class ConfigurationError(FrameioKitError, ValueError):
+    """The integration or the environment is misconfigured. A `ValueError` too, as v0.0.10's
+    decorators raise `ValueError` for a missing secret and callers catch that."""
+
+
+class AppLoadError(ConfigurationError):
+    """The integration named by FRAMEIO_APP / the APP argument cannot be loaded."""
 
 
 class RequestRejected(FrameioKitError):
@@ -42,6 +66,17 @@ class InvalidPayload(RequestRejected):
     status_code = 400
 
 
+class EventValidationError(InvalidPayload):
+    """The body is JSON but does not match the event's model; `validation_errors` names the fields."""
+
+    status_code = 422
+
+    def __init__(self, event_type: str, validation_errors: str) -> None:
+        super().__init__(f"payload does not match the event schema: {validation_errors}")
+        self.event_type = event_type
+        self.validation_errors = validation_errors
+
+
 class SignatureInvalid(RequestRejected):
     status_code = 401
 
@@ -49,12 +84,72 @@ class SignatureInvalid(RequestRejected):
         super().__init__(public_message)
 
 
-class BrokerUnavailable(FrameioKitError):
+SignatureVerificationError = SignatureInvalid
+"""v0.0.10's name for a signature that does not verify."""
+
+
+class ServiceUnavailable(FrameioKitError):
+    """Something we depend on failed: answered 503 with `public_message` only, so Frame.io retries."""
+
+    public_message = "service unavailable, retry later"
+
+
+class BrokerUnavailable(ServiceUnavailable):
     """The broker did not confirm the message within the enqueue time budget."""
 
+    public_message = "queue unavailable, retry later"
 
-class AppLoadError(FrameioKitError):
-    """The integration named by FRAMEIO_APP / the APP argument cannot be loaded."""
+
+class SecretResolutionError(ServiceUnavailable):
+    """A secret resolver raised or answered an empty secret: a server fault, not the caller's.
+    The message (for logs) names the event type, never the resolver's exception text."""
+
+    public_message = "configuration error"
+
+    def __init__(self, event_type: str, message: str | None = None) -> None:
+        self.event_type = event_type
+        self.message = message or f"failed to resolve the signing secret for event type {event_type!r}"
+        super().__init__(self.message)
+
+
+class ActionStateUnavailable(ServiceUnavailable):
+    """The state store (Redis) did not answer: the step cannot be run safely."""
+
+
+class StepStillRunning(FrameioKitError):
+    """A retried step waited for the first run's answer longer than it could."""
+
+
+class OAuthError(FrameioKitError):
+    """Base of the user sign-in and token errors."""
+
+
+class GrantRejected(OAuthError):
+    """IMS refused a code or refresh token (4xx: `invalid_grant`, revoked, expired): sign in again."""
+
+
+class TokenExchangeError(GrantRejected):
+    """IMS refused the authorization code of a sign-in."""
+
+
+class TokenRefreshError(GrantRejected):
+    """IMS refused the refresh token (revoked or expired): the user must sign in again."""
+
+
+class IdentityProviderUnavailable(OAuthError):
+    """IMS did not answer usefully (network error, 5xx, malformed body): worth retrying later."""
+
+
+class TokenUnreadable(OAuthError):
+    """A stored record no configured key decrypts (a key was dropped) or that does not parse."""
+
+
+class LockUnavailable(OAuthError):
+    """Another process held a user's refresh lock past the wait budget."""
+
+
+class DevError(FrameioKitError):
+    """Dev mode cannot start (no redis-server, port taken...)."""
 
 
 class PermanentError(FrameioKitError):

@@ -5,24 +5,43 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.core.signature import TOLERANCE_SECONDS
+
+MIN_DEDUP_WINDOW = 2 * TOLERANCE_SECONDS
+"""A replayed delivery is accepted for as long as its timestamp is within the signature tolerance
+either side of now: the de-duplication window must cover that whole span."""
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class Settings(BaseSettings):
-    """Every knob of ingress, workers and CLI. The README's configuration table lists them."""
+class SigningSecrets(BaseSettings):
+    """The two signing secrets from the environment. `App` decorators read them afresh at decoration
+    time (as v0.0.10 does), so setting the variable before decorating takes effect."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    webhook_secret: SecretStr | None = Field(None, validation_alias=_env("WEBHOOK_SECRET"))
+    custom_action_secret: SecretStr | None = Field(None, validation_alias=_env("CUSTOM_ACTION_SECRET"))
+
+    @field_validator("webhook_secret", "custom_action_secret")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty HMAC key is one everyone knows: "" (what `X=` in an env file gives) means "not
+        # set", never a key.
+        return value if value is not None and value.get_secret_value().strip() else None
+
+
+class Settings(SigningSecrets):
+    """Every knob of ingress, workers and CLI. The README's configuration table lists them."""
 
     redis_url: str = Field("redis://localhost:6379/0", validation_alias=_env("REDIS_URL"))
     broker_url: str | None = Field(None, validation_alias=_env("FRAMEIO_KIT_BROKER_URL"))
     frameio_app: str | None = Field(None, validation_alias=_env("FRAMEIO_APP"))
-    webhook_secret: SecretStr | None = Field(None, validation_alias=_env("WEBHOOK_SECRET"))
-    custom_action_secret: SecretStr | None = Field(None, validation_alias=_env("CUSTOM_ACTION_SECRET"))
 
     queue: str = Field("frameio-kit", validation_alias=_env("FRAMEIO_KIT_QUEUE"))
     visibility_timeout: int = Field(900, ge=2, validation_alias=_env("FRAMEIO_KIT_VISIBILITY_TIMEOUT"))
@@ -46,6 +65,9 @@ class Settings(BaseSettings):
     ims_url: str = Field("https://ims-na1.adobelogin.com", validation_alias=_env("FRAMEIO_KIT_IMS_URL"))
     api_url: str | None = Field(None, validation_alias=_env("FRAMEIO_KIT_API_URL"))
     encryption_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_ENCRYPTION_KEYS"))
+    legacy_encryption_key: SecretStr | None = Field(
+        None, validation_alias=_env("FRAMEIO_AUTH_ENCRYPTION_KEY"), exclude=True, repr=False
+    )
     dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
@@ -57,6 +79,31 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", validation_alias=_env("FRAMEIO_KIT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("FRAMEIO_KIT_LOG_FORMAT"))
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _blank_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("dedup_window")
+    @classmethod
+    def _dedup_covers_replay_span(cls, value: int) -> int:
+        if 0 < value < MIN_DEDUP_WINDOW:
+            raise ValueError(
+                f"FRAMEIO_KIT_DEDUP_WINDOW={value} is shorter than the {MIN_DEDUP_WINDOW} s a signed delivery "
+                f"can be replayed (twice the {TOLERANCE_SECONDS} s signature tolerance): use at least "
+                f"{MIN_DEDUP_WINDOW}, or 0 to turn de-duplication off"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _legacy_encryption_key(self) -> Settings:
+        """v0.0.10's FRAMEIO_AUTH_ENCRYPTION_KEY (one Fernet key) stands in when FRAMEIO_KIT_ENCRYPTION_KEYS
+        is unset or blank."""
+        current = self.encryption_keys.get_secret_value().strip() if self.encryption_keys else ""
+        if not current and self.legacy_encryption_key and self.legacy_encryption_key.get_secret_value().strip():
+            self.encryption_keys = self.legacy_encryption_key
+        return self
 
     @property
     def retry_delay_cap(self) -> float:

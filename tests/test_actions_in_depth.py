@@ -13,7 +13,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared.actions.state import Interaction, MemoryActionState, RedisActionState, StepResult, StepStillRunning
+from shared.actions.state import Interaction, MemoryActionState, RedisActionState, StepResult
+from shared.errors import StepStillRunning
 from tests.helpers import ACTION_SECRET, action_payload, post_signed, signed, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -62,9 +62,19 @@ REFERENCE_NAMES = [
     "NextFunc",
     "AnyResponse",
 ]
+# Names v0.0.10 exports that seed integrations import (issue 10, item 5).
+SEED_NAMES = [
+    "FormField",
+    "WebhookSecretResolver",
+    "ActionSecretResolver",
+    "WebhookHandlerFunc",
+    "ActionHandlerFunc",
+    "ResourceType",
+    "FrameioKitError",
+]
 
 
-@pytest.mark.parametrize("name", REFERENCE_NAMES)
+@pytest.mark.parametrize("name", REFERENCE_NAMES + SEED_NAMES)
 def test_every_reference_name_imports(name: str):
     assert getattr(frameio_kit, name) is not None
     assert name in frameio_kit.__all__

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.core.events import ActionEvent, Project, Resource, User, Workspace
-from shared.errors import FrameioKitError
+from shared.errors import ActionStateUnavailable, StepStillRunning
 from shared.redis_keys import action_answer_key, action_context_key, action_history_key, action_lock_key
 from shared.settings import Settings
 
@@ -31,14 +31,6 @@ logger = logging.getLogger(__name__)
 
 _MAX_ANSWERS_PER_INTERACTION = 64
 _POLL_INTERVAL = 0.05
-
-
-class ActionStateUnavailable(FrameioKitError):
-    """The state store (Redis) did not answer: the step cannot be run safely."""
-
-
-class StepStillRunning(FrameioKitError):
-    """A retried step waited for the first run's answer longer than it could."""
 
 
 # The context fields Frame.io sends on an action's first call and may omit on submissions.

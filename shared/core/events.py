@@ -6,7 +6,7 @@ validated as UUIDs (Adobe-storage ids carry an `adobe:` prefix), unknown fields 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -25,6 +25,10 @@ class Project(_Model):
     """Represents the project context in which an event occurred."""
 
     id: str
+
+
+ResourceType = Literal["file", "folder", "version_stack"]
+"""The resource types a custom action can be limited to (`on_action(..., resource_type=...)`)."""
 
 
 class Resource(_Model):

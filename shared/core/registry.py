@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
-from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
+from shared.core.events import ActionEvent, AnyEvent, ResourceType, WebhookEvent
 from shared.core.middleware import Middleware, NextFunc, build_chain
 from shared.core.ui import AnyResponse, Message
+from shared.errors import ConfigurationError, SecretResolutionError
 from shared.oauth.config import OAuthConfig
-from shared.settings import get_settings
+from shared.settings import SigningSecrets, get_settings
 
 if TYPE_CHECKING:
     from shared.core.client import Client
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 WebhookSecretResolver = Callable[[WebhookEvent], Awaitable[str]]
 ActionSecretResolver = Callable[[ActionEvent], Awaitable[str]]
+WebhookHandlerFunc = Callable[[WebhookEvent], Awaitable[None]]
+"""A webhook handler: runs in a worker; its return value is ignored."""
+ActionHandlerFunc = Callable[[ActionEvent], Awaitable[AnyResponse]]
+"""A custom action handler: answers a Message, a Form or None."""
 Handler = Callable[[Any], Awaitable[AnyResponse]]
 H = TypeVar("H", bound=Handler)
 
@@ -57,7 +63,7 @@ class HandlerSpec:
     kind: Literal["webhook", "action", "action_job"]
     event_type: str
     func: Handler
-    secret: str | Callable[[Any], Awaitable[str]] | None
+    secret: str | Callable[[Any], Awaitable[str]] | None = field(repr=False)
     name: str = ""
     description: str = ""
     require_user_auth: bool = False
@@ -114,11 +120,11 @@ class Registry:
         override FRAMEIO_KIT_MAX_RETRIES and FRAMEIO_KIT_RETRY_BACKOFF for this handler.
         """
         types = [event_type] if isinstance(event_type, str) else list(event_type)
-        self._check_secret_source(secret, get_settings().webhook_secret, "WEBHOOK_SECRET", "webhook")
+        secret = self._secret_source(secret, "webhook")
         if max_retries is not None and max_retries < 0:
-            raise ValueError(f"on_webhook({event_type!r}): max_retries must be >= 0")
+            raise ConfigurationError(f"on_webhook({event_type!r}): max_retries must be >= 0")
         if retry_backoff is not None and retry_backoff < 0:
-            raise ValueError(f"on_webhook({event_type!r}): retry_backoff must be >= 0")
+            raise ConfigurationError(f"on_webhook({event_type!r}): retry_backoff must be >= 0")
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
@@ -138,7 +144,7 @@ class Registry:
         secret: str | ActionSecretResolver | None = None,
         *,
         require_user_auth: bool = False,
-        resource_type: str | list[str] | None = None,
+        resource_type: ResourceType | Sequence[ResourceType] | None = None,
         timeout_message: Message | None = None,
     ) -> Callable[[H], H]:
         """Decorator to register a function as a custom action handler.
@@ -147,10 +153,12 @@ class Registry:
         user gets a "not available" Message and the handler does not run. `timeout_message`
         replaces the Message answered when the handler overruns FRAMEIO_KIT_ACTION_TIMEOUT.
         """
-        self._check_secret_source(secret, get_settings().custom_action_secret, "CUSTOM_ACTION_SECRET", "custom action")
+        secret = self._secret_source(secret, "action")
         if require_user_auth and self._oauth is None:
-            raise ValueError(f"on_action({event_type!r}) requires user auth but App has no oauth=OAuthConfig(...)")
-        resource_types = (resource_type,) if isinstance(resource_type, str) else tuple(resource_type or ())
+            raise ConfigurationError(
+                f"on_action({event_type!r}) requires user auth but App has no oauth=OAuthConfig(...)"
+            )
+        resource_types = _resource_types(event_type, resource_type)
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
@@ -194,14 +202,29 @@ class Registry:
     ) -> HandlerSpec:
         return HandlerSpec(kind, event_type, func, secret, chain=build_chain(self._middleware, func), **extra)
 
-    def _check_secret_source(self, secret: object, env_secret: object, env_name: str, what: str) -> None:
-        if not _secrets_required:
-            return
-        if secret is None and self._secret_resolver is None and env_secret is None:
-            raise ValueError(
-                f"No signing secret for this {what} handler: pass secret=..., give App a "
-                f"secret_resolver, or set {env_name}"
+    def _secret_source(
+        self, secret: str | Callable[[Any], Awaitable[str]] | None, kind: Literal["webhook", "action"]
+    ) -> str | Callable[[Any], Awaitable[str]] | None:
+        """What a handler's secret comes from, settled at decoration time as in v0.0.10: a non-blank
+        string, a resolver, None for the App's resolver, else the environment variable read now.
+        A blank string counts as "not set" (`secret=os.getenv("X", "")` with X unset)."""
+        if callable(secret) or (isinstance(secret, str) and secret.strip()):
+            return secret
+        if self._secret_resolver is not None:
+            return None
+        env = SigningSecrets()
+        from_env = env.webhook_secret if kind == "webhook" else env.custom_action_secret
+        if from_env is not None:
+            return from_env.get_secret_value()
+        if _secrets_required:
+            what, env_name = (
+                ("Webhook", "WEBHOOK_SECRET") if kind == "webhook" else ("Custom action", "CUSTOM_ACTION_SECRET")
             )
+            raise ConfigurationError(
+                f"{what} secret must be provided either via 'secret' parameter, "
+                f"app-level secret_resolver, or {env_name} environment variable"
+            )
+        return None
 
     # -- lookup and dispatch -------------------------------------------------------------
 
@@ -224,25 +247,31 @@ class Registry:
 
     def static_secret(self, spec: HandlerSpec) -> str | None:
         """The secret known without looking at the event, or None when a resolver decides."""
-        if isinstance(spec.secret, str):
-            return spec.secret
-        if spec.secret is not None or self._secret_resolver is not None:
-            return None
-        settings = get_settings()
-        env = settings.webhook_secret if spec.kind == "webhook" else settings.custom_action_secret
-        return env.get_secret_value() if env is not None else None
+        return spec.secret if isinstance(spec.secret, str) else None
 
-    async def resolve_secret(self, spec: HandlerSpec, event: AnyEvent) -> str | None:
-        """Secret precedence: explicit string, decorator resolver, app resolver, environment."""
+    async def resolve_secret(self, spec: HandlerSpec, event: AnyEvent) -> str:
+        """Secret precedence: explicit string, decorator resolver, app resolver, environment (the
+        last two settled at decoration). A resolver that raises or answers a blank secret is a
+        server fault: `SecretResolutionError` (503), whose message names the handler and the
+        exception's type and place, never its text (a resolver's error may carry credentials)."""
         if isinstance(spec.secret, str):
             return spec.secret
-        if spec.secret is not None:
-            return await spec.secret(event)
-        if self._secret_resolver is not None:
-            if spec.kind == "webhook":
-                return await self._secret_resolver.get_webhook_secret(event)  # type: ignore[arg-type]
-            return await self._secret_resolver.get_action_secret(event)  # type: ignore[arg-type]
-        return self.static_secret(spec)
+        resolver: Callable[[Any], Awaitable[str]] | None = spec.secret
+        if resolver is None and self._secret_resolver is not None:
+            app_resolver = self._secret_resolver
+            resolver = app_resolver.get_webhook_secret if spec.kind == "webhook" else app_resolver.get_action_secret
+        handler = _describe(spec.func)
+        if resolver is None:
+            raise SecretResolutionError(spec.event_type, f"no signing secret configured for {handler}")
+        try:
+            secret = await resolver(event)
+        except Exception as exc:
+            raise SecretResolutionError(
+                spec.event_type, f"secret resolver of {handler} raised {type(exc).__name__}{_where(exc)}"
+            ) from None
+        if not isinstance(secret, str) or not secret.strip():
+            raise SecretResolutionError(spec.event_type, f"secret resolver of {handler} answered an empty secret")
+        return secret
 
     async def run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
         """Run the handler through the middleware chain."""
@@ -298,6 +327,30 @@ def _running_loop() -> object:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _resource_types(event_type: str, resource_type: str | Sequence[str] | None) -> tuple[str, ...]:
+    if resource_type is None:
+        return ()
+    types = (resource_type,) if isinstance(resource_type, str) else tuple(resource_type)
+    if not types:
+        raise ConfigurationError(f"on_action({event_type!r}): resource_type must not be an empty sequence")
+    invalid = sorted(set(types) - set(get_args(ResourceType)))
+    if invalid:
+        raise ConfigurationError(
+            f"on_action({event_type!r}): invalid resource type(s) {', '.join(invalid)}; "
+            f"expected {', '.join(get_args(ResourceType))}"
+        )
+    return types
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def _require_coroutine(func: Callable[..., Any]) -> None:

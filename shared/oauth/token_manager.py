@@ -20,18 +20,23 @@ from shared import redis_keys
 from shared.core.events import AnyEvent
 from shared.core.middleware import NextFunc
 from shared.core.ui import AnyResponse
-from shared.errors import FrameioKitError
+from shared.errors import (
+    GrantRejected,
+    IdentityProviderUnavailable,
+    LockUnavailable,
+    TokenExchangeError,
+    TokenRefreshError,
+    TokenUnreadable,
+)
 from shared.oauth.config import DEFAULT_IMS_URL, OAuthConfig, current_user_token, reset_user_token, set_user_token
 from shared.oauth.token_store import (
     KeyValueBackend,
-    LockUnavailable,
     MemoryBackend,
     RecordBackend,
     RedisBackend,
     TokenCipher,
     TokenData,
     TokenStore,
-    TokenUnreadable,
     encryption_keys,
 )
 from shared.redis_client import async_client
@@ -42,14 +47,6 @@ logger = logging.getLogger("frameio_kit.oauth")
 LOCK_TIMEOUT = 30.0
 """A crashed refresher's lock frees itself after this long."""
 LOCK_WAIT = 20.0
-
-
-class GrantRejected(FrameioKitError):
-    """IMS refused a code or refresh token (4xx: `invalid_grant`, revoked, expired): sign in again."""
-
-
-class IdentityProviderUnavailable(FrameioKitError):
-    """IMS did not answer usefully (network error, 5xx, malformed body): worth retrying later."""
 
 
 class ImsClient:
@@ -90,7 +87,8 @@ class ImsClient:
         except httpx.HTTPError as exc:
             raise IdentityProviderUnavailable(f"IMS unreachable ({type(exc).__name__})") from None
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            raise GrantRejected(f"IMS refused the {form['grant_type']} grant ({response.status_code})")
+            rejected = TokenRefreshError if form["grant_type"] == "refresh_token" else TokenExchangeError
+            raise rejected(f"IMS refused the {form['grant_type']} grant ({response.status_code})")
         if response.status_code != 200:
             raise IdentityProviderUnavailable(f"IMS answered {response.status_code}")
         try:

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError
 
 from shared import redis_keys
-from shared.errors import FrameioKitError
+from shared.errors import LockUnavailable, TokenUnreadable
 from shared.oauth.config import OAuthConfig
 from shared.settings import Settings
 
@@ -35,14 +35,6 @@ DEFAULT_ACCESS_LIFETIME = 86400
 KEY_VALUE_COLLECTION = "frameio-kit-tokens"
 
 _dev_key: str | None = None
-
-
-class TokenUnreadable(FrameioKitError):
-    """A stored record no configured key decrypts (a key was dropped) or that does not parse."""
-
-
-class LockUnavailable(FrameioKitError):
-    """Another process held a user's refresh lock past the wait budget."""
 
 
 class TokenData(BaseModel):
