@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.helpers import Service, cli, free_port, wait_until
+from tests.helpers import Service, cli_command, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def frameio_api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def send(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli("send", *args), env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(cli_command("send", *args), env=env, capture_output=True, text=True, timeout=30)
 
 
 def test_dev_mode_runs_the_handler_through_the_queue(base_env, tmp_path, frameio_api):
@@ -67,7 +67,7 @@ def test_dev_mode_runs_the_handler_through_the_queue(base_env, tmp_path, frameio
             "FRAMEIO_KIT_API_URL": api_url,
         }
     )
-    dev = Service("dev", cli("dev", "examples.review_bot:app", "--port", str(port)), env, tmp_path)
+    dev = Service("dev", cli_command("dev", "examples.review_bot:app", "--port", str(port)), env, tmp_path)
     try:
         dev.wait_for_output(r" ready\.", timeout=60)
         banner = dev.output()
