@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from frameio_kit import dead_letter_commands, operations_commands
+from frameio_kit.dev_secrets import refuse_known_secrets
 from shared.errors import AppLoadError
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -90,6 +91,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     from shared.core.loading import load_app
 
     settings = _settings_for(args.app)
+    refuse_known_secrets(settings)
     configure_logging(settings)
     load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
     uvicorn.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     api_url: str | None = Field(None, validation_alias=_env("FRAMEIO_KIT_API_URL"))
     encryption_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_ENCRYPTION_KEYS"))
     dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
+    dev_secrets_file: Path = Field(
+        Path("~/.frameio-kit/dev-secrets.json"), validation_alias=_env("FRAMEIO_KIT_DEV_SECRETS_FILE")
+    )
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
     host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))

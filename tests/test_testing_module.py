@@ -76,7 +76,7 @@ def test_in_process_webhook_raises_what_the_handler_raises_and_refuses_unknown_t
     app = review_app([])
     with pytest.raises(RuntimeError, match="handler failed"):
         asyncio.run(run_webhook(app, webhook_payload("file.ready", resource_id="broken")))
-    with pytest.raises(LookupError, match="comment.created"):
+    with pytest.raises(LookupError, match=r"comment\.created"):
         asyncio.run(run_webhook(app, webhook_payload("comment.created")))
 
 
