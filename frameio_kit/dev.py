@@ -78,7 +78,13 @@ def run_dev(options: DevOptions, settings: Settings) -> int:
             webhook_secret=generated.get("WEBHOOK_SECRET"),
             custom_action_secret=generated.get("CUSTOM_ACTION_SECRET"),
         )
-        write_session(secrets_file, session)
+        try:
+            write_session(secrets_file, session)
+        except OSError as exc:
+            raise DevError(
+                f"cannot write the dev secrets file {secrets_file}: {exc.strerror}; "
+                "set FRAMEIO_KIT_DEV_SECRETS_FILE to a writable path"
+            ) from None
         _announce(options, generated, redis_url, secrets_file)
         changed = _watch(stop) if options.reload else None
         while not stop.is_set():

@@ -269,3 +269,19 @@ def test_ingress_refuses_placeholder_and_well_known_dev_secrets(base_env, variab
     assert result.returncode == 2
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dev_stops_with_a_clear_error_when_the_secrets_file_cannot_be_written(base_env, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {**base_env, "FRAMEIO_KIT_DEV_SECRETS_FILE": str(blocker / "dev-secrets.json")}
+    result = subprocess.run(
+        cli_command("dev", "examples/review_bot.py", "--port", str(free_port())),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "FRAMEIO_KIT_DEV_SECRETS_FILE" in result.stderr and "Traceback" not in result.stderr
