@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from frameio_kit.testing import action_payload, webhook_payload
 from shared.core.signature import compute_signature
 
 WEBHOOK_SECRET = "bench-webhook-secret-1f3e"
@@ -14,44 +15,42 @@ ACTION_SECRET = "bench-action-secret-77aa"
 BODY_BYTES = 1024
 
 
+_IDS = {
+    "account_id": "0c9a5c67-3a6b-4f43-9a49-0b7c1f1d2e3f",
+    "workspace_id": "6d2b7bf2-8c1e-4d6a-9a35-2f0e5e7c4b11",
+    "project_id": "a7c3e9d1-52f4-4b8e-8f0d-1c2b3a4d5e6f",
+    "user_id": "f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b",
+}
+
+
 def webhook_body(index: int, tag: str, event_type: str = "file.ready") -> bytes:
     """A ~1 KB V4 webhook body, distinct per (tag, index) so de-duplication never short-circuits."""
-    payload = {
-        "type": event_type,
-        "account": {"id": "0c9a5c67-3a6b-4f43-9a49-0b7c1f1d2e3f"},
-        "workspace": {"id": "6d2b7bf2-8c1e-4d6a-9a35-2f0e5e7c4b11"},
-        "project": {"id": "a7c3e9d1-52f4-4b8e-8f0d-1c2b3a4d5e6f"},
-        "user": {"id": "f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b"},
-        "resource": {"id": f"{tag}-{index:09d}-4e5f-8a9b-0c1d2e3f4a5b", "type": "file"},
-        "data": {
-            "name": f"interview_take_{index:06d}_final_color_graded.mov",
-            "media_type": "video/quicktime",
-            "file_size": 1_834_221_004 + index,
-            "status": "transcoded",
-            "created_at": "2026-11-27T10:21:33.120Z",
-            "updated_at": "2026-11-27T10:24:01.877Z",
-            "view_url": f"https://next.frame.io/project/a7c3e9d1/view/{tag}-{index:09d}",
-            "parent_id": "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-            "tags": ["interview", "graded", "day-2"],
-        },
+    data = {
+        "name": f"interview_take_{index:06d}_final_color_graded.mov",
+        "media_type": "video/quicktime",
+        "file_size": 1_834_221_004 + index,
+        "status": "transcoded",
+        "created_at": "2026-11-27T10:21:33.120Z",
+        "updated_at": "2026-11-27T10:24:01.877Z",
+        "view_url": f"https://next.frame.io/project/a7c3e9d1/view/{tag}-{index:09d}",
+        "parent_id": "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        "tags": ["interview", "graded", "day-2"],
     }
-    raw = orjson.dumps(payload)
-    pad = BODY_BYTES - len(raw) - len(',"note":""')
+    resource_id = f"{tag}-{index:09d}-4e5f-8a9b-0c1d2e3f4a5b"
+    payload = webhook_payload(event_type, resource_id=resource_id, resource_type="file", data=data, **_IDS)
+    pad = BODY_BYTES - len(orjson.dumps(payload)) - len(',"note":""')
     payload["note"] = "x" * max(pad, 0)
     return orjson.dumps(payload)
 
 
 def action_body(index: int, tag: str, event_type: str = "bench.form") -> bytes:
-    payload = {
-        "type": event_type,
-        "account_id": "0c9a5c67-3a6b-4f43-9a49-0b7c1f1d2e3f",
-        "action_id": "5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
-        "interaction_id": f"{tag}-{index:09d}",
-        "project": {"id": "a7c3e9d1-52f4-4b8e-8f0d-1c2b3a4d5e6f"},
-        "resource": {"id": "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "type": "file"},
-        "user": {"id": "f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b"},
-        "workspace": {"id": "6d2b7bf2-8c1e-4d6a-9a35-2f0e5e7c4b11"},
-    }
+    payload = action_payload(
+        event_type,
+        interaction_id=f"{tag}-{index:09d}",
+        resource_id="9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        action_id="5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
+        **_IDS,
+    )
     return orjson.dumps(payload)
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import ROOT, Service, cli, free_port, wait_until
+from frameio_kit.testing import Service, cli_command, free_port, wait_until
 
 PY = sys.executable
 WRK = "wrk"
 LUA = str(Path(__file__).with_name("replay.lua"))
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -110,7 +111,7 @@ def start_uvicorn(name: str, target: str, workers: int, env: dict[str, str], log
 
 def start_kit_ingress(name: str, workers: int, env: dict[str, str], logdir: Path) -> Server:
     port = free_port()
-    argv = cli("ingress", "bench.kit_app:app", "--port", str(port), "--workers", str(workers))
+    argv = cli_command("ingress", "bench.kit_app:app", "--port", str(port), "--workers", str(workers))
     server = Server(name, Service(name, argv, env, logdir), port, workers)
     server.wait_ready()
     return server

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import payloads, report  # noqa: E402
 from bench.procs import PY, Server, WrkResult, cpu_seconds, rss_mb, start_kit_ingress, start_uvicorn, wrk  # noqa: E402
+from frameio_kit.testing import RedisServer, Service, celery_command, cli_command, wait_until  # noqa: E402
 from ingress.producer import build_task_message  # noqa: E402
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key  # noqa: E402
-from tests.helpers import RedisServer, Service, cli, wait_until  # noqa: E402
 
 QUEUE = "frameio-kit"
 SOAK_CHUNK = 240
@@ -167,22 +167,9 @@ class Bench:
         self.r.ltrim(QUEUE, 0, sample - 1)
         rec = redis.Redis.from_url(self.redis_server.db_url(1))
         rec.delete("bench:done")
-        argv = [
-            PY,
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            "16",
-            "-l",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ]
+        argv = celery_command(
+            "worker", "-P", "threads", "-c", "16", "-l", "INFO", "--without-mingle", "--without-gossip"
+        )
         worker = Service("stock-worker", argv, self.env, self.workdir)
         try:
             worker.wait_for_output(r" ready\.", timeout=60)
@@ -283,7 +270,7 @@ class Bench:
         c = a.concurrency
 
         def kit(pool: str, conc: int) -> list[str]:
-            return cli("worker", "bench.kit_app:app", "--pool", pool, "--concurrency", str(conc))
+            return cli_command("worker", "bench.kit_app:app", "--pool", pool, "--concurrency", str(conc))
 
         bare = [
             PY,
@@ -348,7 +335,7 @@ class Bench:
         ingress = start_kit_ingress("soak-ingress", 1, env, self.workdir)
         worker = Service(
             "soak-worker",
-            cli("worker", "bench.kit_app:app", "--concurrency", "32", "--loglevel", "INFO"),
+            cli_command("worker", "bench.kit_app:app", "--concurrency", "32", "--loglevel", "INFO"),
             env,
             self.workdir,
         )

@@ -28,9 +28,9 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.payloads import WEBHOOK_SECRET
+from frameio_kit.testing import RedisServer, Service, cli_command, free_port, sign_request, wait_until, webhook_payload
 from shared.jobs.dead_letters import DeadLetterStore
-from tests.helpers import WEBHOOK_SECRET, RedisServer, Service, cli, free_port, signed, wait_until
-from tests.helpers import webhook_payload as payload_for
 
 APP = "tests.apps.reliability:app"
 
@@ -68,7 +68,7 @@ class Soak:
         return env
 
     def start_worker(self) -> Service:
-        svc = Service("worker", cli("worker", APP, "--concurrency", "8"), self.env(), self.workdir)
+        svc = Service("worker", cli_command("worker", APP, "--concurrency", "8"), self.env(), self.workdir)
         svc.wait_for_output(r" ready\.", timeout=60)
         return svc
 
@@ -77,7 +77,7 @@ class Soak:
             server.workdir.mkdir()
             server.start()
         port = free_port()
-        ingress = Service("ingress", cli("ingress", APP, "--port", str(port)), self.env(), self.workdir)
+        ingress = Service("ingress", cli_command("ingress", APP, "--port", str(port)), self.env(), self.workdir)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _healthy(url), timeout=30, what="ingress")
         self.workers = [self.start_worker() for _ in range(self.args.workers)]
@@ -117,7 +117,7 @@ class Soak:
         return resources
 
     def deliver(self, client: httpx.Client, url: str, resource: str, extra: dict[str, object]) -> None:
-        body, headers = signed(payload_for(resource, **extra), WEBHOOK_SECRET)
+        body, headers = sign_request(webhook_payload(resource_id=resource, **extra), WEBHOOK_SECRET)
         for attempt in range(6):
             try:
                 status = client.post(url + "/", content=body, headers=headers).status_code

@@ -3,8 +3,8 @@
 Run it on a laptop (no Redis or Docker needed, a redis-server binary on PATH is enough):
 
     frameio-kit dev examples.review_bot:app
-    frameio-kit send file.ready --secret <the secret dev mode printed>
-    frameio-kit send review.request --action --secret <the custom-action secret>
+    frameio-kit send file.ready
+    frameio-kit send review.request --action
 
 With FRAMEIO_TOKEN set to a Frame.io API token the webhook posts a real comment; without it the
 handler only logs what it would have posted.

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from frameio_kit import dead_letter_commands, operations_commands
+from frameio_kit.dev_secrets import refuse_known_secrets
 from shared.errors import AppLoadError, ConfigurationError
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -92,6 +93,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     if args.host:
         os.environ["FRAMEIO_KIT_HOST"] = args.host  # the children judge /metrics exposure by the bind address
     settings = _settings_for(args.app)
+    refuse_known_secrets(settings)
     configure_logging(settings)
     app = load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
     if args.workers > 1 and settings.action_state == "memory" and app.action_handlers:

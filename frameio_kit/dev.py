@@ -1,19 +1,17 @@
 """`frameio-kit dev`: ingress, one worker and a private redis-server in one process tree, for a laptop.
 
 Webhooks take the production path (signed POST, Redis queue, Celery worker); only the broker is
-private and throwaway, and missing secrets and the token encryption key are generated, loudly.
+private and throwaway. Missing secrets and keys are generated for the session: the signing secrets
+go to a 0600 file for `frameio-kit send` (frameio_kit/dev_secrets.py), the token key is announced loudly.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +19,18 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from frameio_kit.send import DEV_ACTION_SECRET, DEV_WEBHOOK_SECRET
+from frameio_kit.dev_secrets import (
+    KNOWN_SECRETS,
+    DevSession,
+    configured_secrets,
+    is_loopback_host,
+    new_secret,
+    remove_session,
+    session_path,
+    write_session,
+)
+from frameio_kit.testing.processes import cli_command
+from frameio_kit.testing.redis_server import RedisServer, RedisServerUnavailable
 from shared.core.loading import load_app
 from shared.errors import DevError
 from shared.settings import Settings, get_settings
@@ -43,8 +52,7 @@ class DevOptions:
 class _Tree:
     """The child processes of one dev session."""
 
-    redis: subprocess.Popen[bytes] | None = None
-    redis_dir: Path | None = None
+    redis: RedisServer | None = None
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
@@ -54,12 +62,27 @@ def run_dev(options: DevOptions, settings: Settings) -> int:
     for sig in _STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
     tree = _Tree()
+    secrets_file = session_path(settings)
     try:
         redis_url = options.redis_url or _start_redis(tree)
-        generated = _export_dev_env(settings, redis_url, options.host)
+        env, generated = dev_environment(settings, redis_url)
+        os.environ.update(env)
         get_settings.cache_clear()
         load_app(options.app)  # fail here, in the terminal, before any child starts
-        _announce(options, generated, redis_url)
+        session = DevSession(
+            port=options.port,
+            pid=os.getpid(),
+            webhook_secret=generated.get("WEBHOOK_SECRET"),
+            custom_action_secret=generated.get("CUSTOM_ACTION_SECRET"),
+        )
+        try:
+            write_session(secrets_file, session)
+        except OSError as exc:
+            raise DevError(
+                f"cannot write the dev secrets file {secrets_file}: {exc.strerror}; "
+                "set FRAMEIO_KIT_DEV_SECRETS_FILE to a writable path"
+            ) from None
+        _announce(options, generated, redis_url, secrets_file)
         changed = _watch(stop) if options.reload else None
         while not stop.is_set():
             tree.children = _start_children(options)
@@ -73,66 +96,41 @@ def run_dev(options: DevOptions, settings: Settings) -> int:
         return 0
     finally:
         _stop_children(tree.children, settings.shutdown_grace)
-        _stop_redis(tree)
+        if tree.redis is not None:
+            tree.redis.close()
+        remove_session(secrets_file, os.getpid())
 
 
 def _start_redis(tree: _Tree) -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise DevError(
-            "dev mode runs a private redis-server and none is on PATH: install one "
-            "(apt-get install redis-server, brew install redis) or pass --redis-url"
-        )
-    tree.redis_dir = Path(tempfile.mkdtemp(prefix="frameio-kit-dev-"))
-    port = _free_port()
     # Own session: Ctrl+C must not stop the broker before the worker has finished its handlers.
-    tree.redis = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tree.redis_dir),
-            "--logfile",
-            str(tree.redis_dir / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 10
-    while not _pings(port):
-        if tree.redis.poll() is not None or time.monotonic() > deadline:
-            raise DevError(f"redis-server did not start on port {port} (see {tree.redis_dir / 'redis.log'})")
-        time.sleep(0.05)
-    return f"redis://127.0.0.1:{port}/0"
+    tree.redis = RedisServer(own_session=True)
+    try:
+        tree.redis.start()
+    except RedisServerUnavailable as exc:
+        raise DevError(f"dev mode runs a private redis-server: {exc}; or pass --redis-url") from None
+    return tree.redis.url
 
 
-def _export_dev_env(settings: Settings, redis_url: str, host: str) -> dict[str, str]:
-    """Put what the children need in the environment they inherit; returns what was generated."""
+def dev_environment(settings: Settings, redis_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What the children need in their environment, and which of it was generated.
+
+    Each signing secret that is unset, a placeholder or a public dev value gets a fresh random one,
+    whatever the other is and whatever the address: a secret is never well known.
+    """
     generated: dict[str, str] = {}
-    # On a loopback address the well-known dev secrets let `frameio-kit send` work with no flags;
-    # bound anywhere else, the secrets are random.
-    loopback = host in {"localhost", "::1"} or host.startswith("127.")
-    if settings.webhook_secret is None:
-        generated["WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET if loopback else secrets.token_urlsafe(24)
-    if settings.custom_action_secret is None:
-        generated["CUSTOM_ACTION_SECRET"] = DEV_ACTION_SECRET if loopback else secrets.token_urlsafe(24)
+    for name, value in configured_secrets(settings).items():
+        if value is None or value in KNOWN_SECRETS:
+            generated[name] = new_secret()
     if settings.encryption_keys is None:
         generated["FRAMEIO_KIT_ENCRYPTION_KEYS"] = Fernet.generate_key().decode("ascii")
-    os.environ.update(
-        {"FRAMEIO_KIT_DEV": "1", "REDIS_URL": redis_url, "FRAMEIO_KIT_BROKER_URL": redis_url, **generated}
-    )
-    return generated
+    # The ingress signs the jobs it queues and workers verify them: one key for the whole tree.
+    if getattr(settings, "job_signing_keys", None) is None:
+        generated["FRAMEIO_KIT_JOB_SIGNING_KEYS"] = new_secret()
+    env = {"FRAMEIO_KIT_DEV": "1", "REDIS_URL": redis_url, "FRAMEIO_KIT_BROKER_URL": redis_url, **generated}
+    return env, generated
 
 
-def _announce(options: DevOptions, generated: dict[str, str], redis_url: str) -> None:
+def _announce(options: DevOptions, generated: dict[str, str], redis_url: str, secrets_file: Path) -> None:
     url = f"http://{options.host}:{options.port}/"
     lines = [
         "frameio-kit DEV MODE: not for production",
@@ -141,6 +139,11 @@ def _announce(options: DevOptions, generated: dict[str, str], redis_url: str) ->
         f"  broker     {redis_url}" + ("  (private redis-server, discarded at exit)" if not options.redis_url else ""),
         f"  worker     1 process, {_WORKER_CONCURRENCY} concurrent handlers",
     ]
+    made = [name for name in ("WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET") if name in generated]
+    if made:
+        lines.append(f"  secrets    {', '.join(made)} generated for this session, in {secrets_file} (0600)")
+    if not is_loopback_host(options.host):
+        lines.append(f"  !! bound to {options.host}: other machines can reach this ingress !!")
     if "FRAMEIO_KIT_ENCRYPTION_KEYS" in generated:
         lines += [
             "",
@@ -148,26 +151,21 @@ def _announce(options: DevOptions, generated: dict[str, str], redis_url: str) ->
             "  !! Tokens stored in this session cannot be decrypted after it ends.        !!",
             "  !! Production refuses to start without FRAMEIO_KIT_ENCRYPTION_KEYS.        !!",
         ]
-    # Dev-only secrets, shown once on the developer's own terminal so `send` can sign with them.
-    shown = generated.get("WEBHOOK_SECRET", "$WEBHOOK_SECRET")
-    if shown == DEV_WEBHOOK_SECRET and (options.host, options.port) in {("127.0.0.1", 8000), ("localhost", 8000)}:
-        send = "frameio-kit send file.ready"
-    else:
-        send = f"frameio-kit send file.ready --url {url} --secret {shown}"
+    # `send` finds this session's secrets in the file for its default URL, 127.0.0.1:8000.
+    send = "frameio-kit send file.ready"
+    if options.port != 8000:
+        send += f" --url http://127.0.0.1:{options.port}/"
     lines += ["", "  send an event (from another terminal):", f"    {send}"]
-    if "CUSTOM_ACTION_SECRET" in generated:
-        lines.append(f"  custom-action secret (generated): {generated['CUSTOM_ACTION_SECRET']}")
     width = max(len(line) for line in lines) + 2
     bar = "=" * width
     print("\n".join([bar, *lines, bar]), file=sys.stderr, flush=True)
 
 
 def _start_children(options: DevOptions) -> list[subprocess.Popen[bytes]]:
-    cli = [sys.executable, "-m", "frameio_kit.cli"]
     node = f"frameio-kit-dev-{os.getpid()}@{socket.gethostname()}"
     commands = [
-        [*cli, "ingress", options.app, "--host", options.host, "--port", str(options.port)],
-        [*cli, "worker", options.app, "--concurrency", str(_WORKER_CONCURRENCY), "--hostname", node],
+        cli_command("ingress", options.app, "--host", options.host, "--port", str(options.port)),
+        cli_command("worker", options.app, "--concurrency", str(_WORKER_CONCURRENCY), "--hostname", node),
     ]
     # Own sessions: a terminal's Ctrl+C reaches only this supervisor, which stops them in order.
     return [subprocess.Popen(command, start_new_session=True) for command in commands]  # noqa: S603
@@ -202,18 +200,6 @@ def _stop_children(children: list[subprocess.Popen[bytes]], grace: float) -> Non
     children.clear()
 
 
-def _stop_redis(tree: _Tree) -> None:
-    if tree.redis is not None and tree.redis.poll() is None:
-        tree.redis.terminate()
-        try:
-            tree.redis.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            tree.redis.kill()
-            tree.redis.wait()
-    if tree.redis_dir is not None:
-        shutil.rmtree(tree.redis_dir, ignore_errors=True)
-
-
 def _watch(stop: threading.Event) -> threading.Event:
     """Set the returned event whenever a .py file under the working directory changes."""
     from watchfiles import PythonFilter, watch
@@ -226,18 +212,3 @@ def _watch(stop: threading.Event) -> threading.Event:
 
     threading.Thread(target=loop, name="frameio-kit-reload", daemon=True).start()
     return changed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pings(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False

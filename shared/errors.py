@@ -23,6 +23,7 @@ FrameioKitError
 │   ├── TokenUnreadable          a stored record no configured key decrypts, or that does not parse
 │   └── LockUnavailable          another process held a user's refresh lock past the wait budget
 ├── DevError                     `frameio-kit dev` cannot start
+├── RedisServerUnavailable       frameio_kit.testing: no `redis-server` on PATH, or it did not start
 └── PermanentError               raised by a handler: do not retry, dead-letter at once
 """
 
@@ -150,6 +151,10 @@ class LockUnavailable(OAuthError):
 
 class DevError(FrameioKitError):
     """Dev mode cannot start (no redis-server, port taken...)."""
+
+
+class RedisServerUnavailable(FrameioKitError, RuntimeError):
+    """No `redis-server` binary on PATH, or it did not start (`frameio_kit.testing`, dev mode)."""
 
 
 class PermanentError(FrameioKitError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -69,6 +70,9 @@ class Settings(SigningSecrets):
         None, validation_alias=_env("FRAMEIO_AUTH_ENCRYPTION_KEY"), exclude=True, repr=False
     )
     dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
+    dev_secrets_file: Path = Field(
+        Path("~/.frameio-kit/dev-secrets.json"), validation_alias=_env("FRAMEIO_KIT_DEV_SECRETS_FILE")
+    )
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
     host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
+from frameio_kit.testing.pytest_plugin import frameio_redis  # noqa: F401 - the fixture, registered here
 from shared.settings import get_settings
 from tests.helpers import (
     ACTION_SECRET,
@@ -19,20 +19,17 @@ from tests.helpers import (
     WEBHOOK_SECRET,
     RedisServer,
     Service,
-    cli,
+    cli_command,
     free_port,
-    wait_until,
 )
 
 TEST_APP = "tests.apps.basic:app"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+def redis_server(frameio_redis: RedisServer) -> RedisServer:  # noqa: F811 - the imported fixture
+    """The suite's name for the plugin's session-wide redis-server."""
+    return frameio_redis
 
 
 @pytest.fixture
@@ -92,10 +89,10 @@ def start_ingress(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable
     def start(app: str = TEST_APP, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> str:
         port = free_port()
         env = {**base_env, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CUSTOM_ACTION_SECRET": ACTION_SECRET, **(extra_env or {})}
-        svc = Service("ingress", cli("ingress", app, "--port", str(port), *args), env, tmp_path)
+        svc = Service("ingress", cli_command("ingress", app, "--port", str(port), *args), env, tmp_path, cwd=ROOT)
         started.append(svc)
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _healthy(url, svc), timeout=30, interval=0.1, what="ingress /healthz")
+        svc.wait_for_http(url + "/healthz")
         return url
 
     yield start
@@ -115,8 +112,8 @@ def start_worker(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
         concurrency: int = 8,
     ) -> Service:
         env = {**base_env, **(extra_env or {})}
-        command = argv or cli("worker", app, "--concurrency", str(concurrency))
-        svc = Service("worker", command, env, tmp_path)
+        command = argv or cli_command("worker", app, "--concurrency", str(concurrency))
+        svc = Service("worker", command, env, tmp_path, cwd=ROOT)
         started.append(svc)
         svc.wait_for_output(r" ready\.", timeout=60)
         return svc
@@ -135,15 +132,6 @@ def ims() -> Iterator[Any]:
     server.start()
     yield server.standin
     server.stop()
-
-
-def _healthy(url: str, svc: Service) -> bool:
-    if svc.proc.poll() is not None:
-        raise AssertionError(f"ingress exited with {svc.proc.returncode}:\n{svc.output()[-3000:]}")
-    try:
-        return httpx.get(url + "/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 __all__ = ["ACTION_SECRET", "WEBHOOK_SECRET"]

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from shared.actions.state import Interaction, MemoryActionState, RedisActionState, StepResult
 from shared.errors import StepStillRunning
-from tests.helpers import ACTION_SECRET, action_payload, post_signed, signed, wait_until
+from tests.helpers import ACTION_SECRET, action_payload, post_signed, sign_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +126,7 @@ def test_hand_off_answers_at_once_and_the_job_runs_in_a_worker(start_ingress, st
     answer(url, submission("tests.export", interaction, {"format": "mp4"}))
 
     final = submission("tests.export", interaction, {"quality": "high"})
-    body, headers = signed(final, ACTION_SECRET)
+    body, headers = sign_request(final, ACTION_SECRET)
     with httpx.Client(base_url=url, timeout=10) as http:  # a warm connection, as Frame.io's would be
         http.get("/healthz")
         started = time.perf_counter()

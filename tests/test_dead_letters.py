@@ -12,7 +12,7 @@ import redis
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
 from shared.jobs.dead_letters import Attempt, DeadLetterStore, dead_letter_id
 from shared.redis_keys import attempts_key, dead_letter_index_key, dead_letter_key
-from tests.helpers import ROOT, cli, webhook_payload
+from tests.helpers import ROOT, cli_command, webhook_payload
 
 
 def _job(resource: str) -> WebhookJob:
@@ -119,7 +119,7 @@ def test_replay_that_cannot_send_keeps_the_dead_letter(redis_client):
 
 def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cli("dead-letters", *args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        cli_command("dead-letters", *args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
 
 

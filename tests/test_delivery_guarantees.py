@@ -13,7 +13,7 @@ import redis
 from shared.jobs.contract import idempotency_key
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.redis_keys import attempts_key, done_key
-from tests.helpers import ROOT, WEBHOOK_SECRET, cli, signed, wait_until, webhook_payload
+from tests.helpers import ROOT, WEBHOOK_SECRET, cli_command, sign_request, wait_until, webhook_payload
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def _post_raw(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
 
 def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cli("dead-letters", *args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        cli_command("dead-letters", *args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -41,13 +41,13 @@ def _done_for(records, resource: str) -> list[dict]:
 def test_same_signed_delivery_five_times_runs_the_handler_once(start_ingress, start_worker, redis_client, records):
     url = start_ingress(RELIABILITY_APP)
     start_worker(RELIABILITY_APP, concurrency=1)
-    body, headers = signed(webhook_payload("dup-1"), WEBHOOK_SECRET)
+    body, headers = sign_request(webhook_payload("dup-1"), WEBHOOK_SECRET)
 
     statuses = [_post_raw(url, body, headers).status_code for _ in range(5)]
 
     assert statuses == [202] * 5
     # A later event on the same single-slot worker finishes only after anything queued before it.
-    assert _post_raw(url, *signed(webhook_payload("sentinel-1"), WEBHOOK_SECRET)).status_code == 202
+    assert _post_raw(url, *sign_request(webhook_payload("sentinel-1"), WEBHOOK_SECRET)).status_code == 202
     wait_until(lambda: _done_for(records, "sentinel-1"), timeout=20, what="the sentinel event")
     done = _done_for(records, "dup-1")
     assert len(done) == 1
@@ -61,7 +61,7 @@ def test_redelivered_event_whose_handler_completed_is_not_run_again(start_ingres
     # completion marker is what stops the second run (as for a redelivery after a crash).
     url = start_ingress(RELIABILITY_APP, extra_env={"FRAMEIO_KIT_DEDUP_WINDOW": "0"})
     worker = start_worker(RELIABILITY_APP, concurrency=1)
-    body, headers = signed(webhook_payload("redelivered-1"), WEBHOOK_SECRET)
+    body, headers = sign_request(webhook_payload("redelivered-1"), WEBHOOK_SECRET)
     assert _post_raw(url, body, headers).status_code == 202
     wait_until(lambda: _done_for(records, "redelivered-1"), timeout=20, what="the first run")
     assert redis_client.exists(done_key(idempotency_key("file.ready", body)))
@@ -75,7 +75,7 @@ def test_redelivered_event_whose_handler_completed_is_not_run_again(start_ingres
 def test_handler_failing_twice_completes_on_the_third_attempt(start_ingress, start_worker, redis_client, records):
     url = start_ingress(RELIABILITY_APP)
     worker = start_worker(RELIABILITY_APP)
-    body, headers = signed(webhook_payload("flaky-3", test_fail_times=2), WEBHOOK_SECRET)
+    body, headers = sign_request(webhook_payload("flaky-3", test_fail_times=2), WEBHOOK_SECRET)
     assert _post_raw(url, body, headers).status_code == 202
 
     wait_until(lambda: _done_for(records, "flaky-3"), timeout=30, what="the third attempt to succeed")
@@ -91,7 +91,7 @@ def test_always_failing_handler_is_dead_lettered_with_three_errors_and_replay_re
     url = start_ingress(RELIABILITY_APP)
     worker = start_worker(RELIABILITY_APP)
     # Fails on each of its 3 attempts (FRAMEIO_KIT_MAX_RETRIES defaults to 2); a 4th run succeeds.
-    body, headers = signed(webhook_payload("doomed-1", test_fail_times=3), WEBHOOK_SECRET)
+    body, headers = sign_request(webhook_payload("doomed-1", test_fail_times=3), WEBHOOK_SECRET)
     assert _post_raw(url, body, headers).status_code == 202
 
     store = _store(redis_client)
@@ -123,7 +123,9 @@ def test_always_failing_handler_is_dead_lettered_with_three_errors_and_replay_re
 def test_permanent_error_is_dead_lettered_without_retry(start_ingress, start_worker, redis_client, records):
     url = start_ingress(RELIABILITY_APP)
     start_worker(RELIABILITY_APP)
-    assert _post_raw(url, *signed(webhook_payload("perm-1", test_permanent=True), WEBHOOK_SECRET)).status_code == 202
+    assert (
+        _post_raw(url, *sign_request(webhook_payload("perm-1", test_permanent=True), WEBHOOK_SECRET)).status_code == 202
+    )
 
     store = _store(redis_client)
     wait_until(lambda: store.count() == 1, timeout=30, what="the event to be dead-lettered")
@@ -140,8 +142,8 @@ def test_per_handler_retry_overrides_apply(start_ingress, start_worker, redis_cl
     no_retry = webhook_payload("override-0", event_type="comment.created", test_fail_times=1)
     # file.upload.completed: max_retries=4, so four failures still end in success on attempt 5.
     more_retries = webhook_payload("override-4", event_type="file.upload.completed", test_fail_times=4)
-    assert _post_raw(url, *signed(no_retry, WEBHOOK_SECRET)).status_code == 202
-    assert _post_raw(url, *signed(more_retries, WEBHOOK_SECRET)).status_code == 202
+    assert _post_raw(url, *sign_request(no_retry, WEBHOOK_SECRET)).status_code == 202
+    assert _post_raw(url, *sign_request(more_retries, WEBHOOK_SECRET)).status_code == 202
 
     store = _store(redis_client)
     wait_until(lambda: _done_for(records, "override-4"), timeout=30, what="attempt 5 of the upload handler")

@@ -12,7 +12,7 @@ from tests.helpers import (
     WEBHOOK_SECRET,
     action_payload,
     post_signed,
-    signed,
+    sign_request,
     wait_until,
     webhook_payload,
 )
@@ -40,7 +40,7 @@ def test_action_returns_form_then_message_for_the_submission(start_ingress, redi
 def test_rejected_requests_never_reach_a_handler(start_ingress, start_worker, redis_client, records):
     url = start_ingress()
     start_worker()
-    body, headers = signed(webhook_payload("tampered"), WEBHOOK_SECRET)
+    body, headers = sign_request(webhook_payload("tampered"), WEBHOOK_SECRET)
     tampered = httpx.post(url + "/", content=body.replace(b"tampered", b"tampereD"), headers=headers)
     stale = post_signed(url, webhook_payload("stale"), WEBHOOK_SECRET, timestamp=int(time.time()) - 301)
     wrong = post_signed(url, webhook_payload("wrong"), "not-the-secret")

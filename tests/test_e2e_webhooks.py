@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from frameio_kit.testing import celery_command
 from tests.conftest import TEST_APP
-from tests.helpers import WEBHOOK_SECRET, RedisServer, cli, post_signed, wait_until, webhook_payload
+from tests.helpers import WEBHOOK_SECRET, RedisServer, post_signed, wait_until, webhook_payload
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +93,12 @@ def test_concurrent_webhooks_each_run_exactly_once(start_ingress, start_worker, 
 
     assert statuses == [202] * 100
     wait_until(lambda: len(records("done")) >= 100, timeout=60, what="100 handlers to finish")
-    time.sleep(0.5)  # a duplicate would show up as a 101st record; give stragglers a moment
+    # Once the queue is empty and nothing is unacknowledged, no delivery is left that could run twice.
+    wait_until(
+        lambda: redis_client.llen("frameio-kit") == 0 and redis_client.hlen("unacked") == 0,
+        timeout=30,
+        what="every message to be acknowledged",
+    )
     done = [d["resource"] for d in records("done")]
     assert sorted(done) == sorted(resources)
 
@@ -100,22 +106,7 @@ def test_concurrent_webhooks_each_run_exactly_once(start_ingress, start_worker, 
 def test_plain_celery_worker_consumes_the_same_queue(start_ingress, start_worker, redis_client, records, base_env):
     url = start_ingress()
     worker = start_worker(
-        argv=[
-            *cli()[:1],
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            "4",
-            "-l",
-            "INFO",
-            "-n",
-            f"plain-{time.time_ns()}@%h",
-        ],
+        argv=celery_command("worker", "-P", "threads", "-c", "4", "-l", "INFO", "-n", f"plain-{time.time_ns()}@%h"),
         extra_env={"FRAMEIO_APP": TEST_APP},
     )
     assert post_signed(url, webhook_payload("plain-celery"), WEBHOOK_SECRET).status_code == 202

@@ -15,7 +15,7 @@ from frameio_kit import App, WebhookEvent
 from ingress.app import create_app
 from ingress.metrics import is_loopback
 from shared.settings import MIN_DEDUP_WINDOW, Settings
-from tests.helpers import ROOT, RedisServer, cli, wait_until
+from tests.helpers import ROOT, RedisServer, cli_command, wait_until
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - these tests are about an ingress bound beyond loopback
 METRICS_REFUSED = "metrics are served beyond loopback only with FRAMEIO_KIT_METRICS_TOKEN set"
@@ -27,7 +27,7 @@ def ingress_log(tmp_path: Path) -> str:
 
 def run_cli(base_env: dict[str, str], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**base_env, "WEBHOOK_SECRET": "s", "CUSTOM_ACTION_SECRET": "s", **env}
-    return subprocess.run(cli(*args), env=full_env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cli_command(*args), env=full_env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("window", [1, 300, MIN_DEDUP_WINDOW - 1])

@@ -14,7 +14,7 @@ from frameio_kit import ActionEvent, App, Form, TextField, WebhookEvent
 from ingress.app import create_app
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from shared.settings import Settings
-from tests.helpers import RedisServer, action_payload, signed, webhook_payload
+from tests.helpers import RedisServer, action_payload, sign_request, webhook_payload
 
 SECRET = "in-process-secret"
 ACTION_SECRET = "in-process-action-secret"
@@ -53,7 +53,7 @@ def queued(redis_client: redis.Redis) -> int:
 
 
 def test_signed_webhook_is_enqueued(client, redis_client, ran):
-    response = post(client, *signed(webhook_payload("ok-1"), SECRET))
+    response = post(client, *sign_request(webhook_payload("ok-1"), SECRET))
     assert response.status_code == 202
     assert queued(redis_client) == 1
     assert ran == []
@@ -63,16 +63,16 @@ def test_signed_webhook_is_enqueued(client, redis_client, ran):
     "mutate",
     [
         pytest.param(lambda b, h: (b.replace(b"ok-2", b"ok-3"), h), id="tampered-body"),
-        pytest.param(lambda b, h: signed(b, "wrong-secret"), id="wrong-secret"),
-        pytest.param(lambda b, h: signed(b, SECRET, int(time.time()) - 301), id="timestamp-301s-old"),
-        pytest.param(lambda b, h: signed(b, SECRET, int(time.time()) + 301), id="timestamp-301s-ahead"),
+        pytest.param(lambda b, h: sign_request(b, "wrong-secret"), id="wrong-secret"),
+        pytest.param(lambda b, h: sign_request(b, SECRET, timestamp=int(time.time()) - 301), id="timestamp-301s-old"),
+        pytest.param(lambda b, h: sign_request(b, SECRET, timestamp=int(time.time()) + 301), id="timestamp-301s-ahead"),
         pytest.param(lambda b, h: (b, {k: v for k, v in h.items() if k != SIGNATURE_HEADER}), id="no-signature"),
         pytest.param(lambda b, h: (b, {k: v for k, v in h.items() if k != TIMESTAMP_HEADER}), id="no-timestamp"),
         pytest.param(lambda b, h: (b, {"content-type": "application/json"}), id="no-headers"),
     ],
 )
 def test_unverified_webhook_is_401_and_never_enqueued(client, redis_client, ran, mutate):
-    body, headers = signed(webhook_payload("ok-2"), SECRET)
+    body, headers = sign_request(webhook_payload("ok-2"), SECRET)
     response = post(client, *mutate(body, headers))
     assert response.status_code == 401
     assert queued(redis_client) == 0
@@ -80,14 +80,14 @@ def test_unverified_webhook_is_401_and_never_enqueued(client, redis_client, ran,
 
 
 def test_unverified_action_never_runs_its_handler(client, ran):
-    body, _ = signed(action_payload("i-1"), ACTION_SECRET)
-    response = post(client, *signed(body, "wrong"))
+    body, _ = sign_request(action_payload("i-1"), ACTION_SECRET)
+    response = post(client, *sign_request(body, "wrong"))
     assert response.status_code == 401
     assert ran == []
 
 
 def test_non_ascii_signature_header_is_401(client, redis_client):
-    body, headers = signed(webhook_payload("u"), SECRET)
+    body, headers = sign_request(webhook_payload("u"), SECRET)
     headers[SIGNATURE_HEADER] = "v0=" + "é" * 64
     response = client.post("/", content=body, headers={k: v.encode("latin-1") for k, v in headers.items()})
     assert response.status_code == 401
@@ -99,7 +99,7 @@ def test_non_ascii_signature_header_is_401(client, redis_client):
     [(b"{not json", 400), (b"[1, 2]", 400), (b'"text"', 400), (b"\xff\xfe", 400), (b"", 400)],
 )
 def test_malformed_bodies_are_400(client, redis_client, body, status):
-    response = post(client, *signed(body, SECRET))
+    response = post(client, *sign_request(body, SECRET))
     assert response.status_code == status
     assert "error" in response.json()
     assert queued(redis_client) == 0
@@ -108,28 +108,28 @@ def test_malformed_bodies_are_400(client, redis_client, body, status):
 def test_schema_invalid_signed_body_is_422_with_field_names_only(client, redis_client):
     payload = webhook_payload("x")
     del payload["resource"]
-    response = post(client, *signed(payload, SECRET))
+    response = post(client, *sign_request(payload, SECRET))
     assert response.status_code == 422
     assert "resource" in response.json()["error"]
     assert queued(redis_client) == 0
 
 
 def test_payload_without_type_is_422(client):
-    assert post(client, *signed({"resource": {}}, SECRET)).status_code == 422
+    assert post(client, *sign_request({"resource": {}}, SECRET)).status_code == 422
 
 
 def test_oversized_body_is_413(client, redis_client):
     payload = webhook_payload("big", padding="x" * 5000)
-    assert post(client, *signed(payload, SECRET)).status_code == 413
+    assert post(client, *sign_request(payload, SECRET)).status_code == 413
     assert queued(redis_client) == 0
 
 
 def test_unhandled_event_type_signed_with_no_known_secret_is_401(client):
-    assert post(client, *signed(webhook_payload("x", event_type="folder.created"), SECRET)).status_code == 401
+    assert post(client, *sign_request(webhook_payload("x", event_type="folder.created"), SECRET)).status_code == 401
 
 
 def test_action_answers_its_form_json(client, ran):
-    response = post(client, *signed(action_payload("i-2"), ACTION_SECRET))
+    response = post(client, *sign_request(action_payload("i-2"), ACTION_SECRET))
     assert response.status_code == 200
     assert response.json() == {"title": "t", "fields": [{"label": "l", "name": "n", "type": "text"}]}
     assert ran == ["i-2"]
@@ -146,6 +146,6 @@ def test_get_on_root_is_405_not_500(client):
 
 def test_response_bodies_never_carry_exception_text(client):
     for body in (b"{", json.dumps(webhook_payload("q")).encode()):
-        response = post(client, *signed(body, SECRET))
+        response = post(client, *sign_request(body, SECRET))
         assert "Traceback" not in response.text
         assert "Error(" not in response.text

@@ -21,8 +21,8 @@ from tests.helpers import (
     ROOT,
     WEBHOOK_SECRET,
     action_payload,
-    cli,
-    signed,
+    cli_command,
+    sign_request,
     wait_until,
     webhook_payload,
 )
@@ -103,7 +103,7 @@ def test_no_secret_or_signature_in_logs_responses_messages_or_redis(
     scanned: list[tuple[str, str]] = []
 
     def post(payload: dict, secret: str, name: str) -> httpx.Response:
-        body, headers = signed(payload, secret)
+        body, headers = sign_request(payload, secret)
         sent_signatures.append(headers[SIGNATURE_HEADER])
         response = httpx.post(url + "/", content=body, headers=headers, timeout=10)
         scanned.append((f"response to {name}", response.text + json.dumps(dict(response.headers))))
@@ -131,7 +131,7 @@ def test_no_secret_or_signature_in_logs_responses_messages_or_redis(
     wait_until(lambda: store.count() == 1, timeout=30, what="the permanent failure to be dead-lettered")
     for args in (("list",), ("show", store.recent()[0].id)):
         out = subprocess.run(
-            cli("dead-letters", *args),
+            cli_command("dead-letters", *args),
             env={**base_env, **debug},
             cwd=ROOT,
             capture_output=True,

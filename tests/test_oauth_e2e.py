@@ -22,10 +22,11 @@ from shared.oauth.token_store import TokenCipher
 from shared.redis_keys import user_token_key
 from tests.helpers import (
     ACTION_SECRET,
+    ROOT,
     WEBHOOK_SECRET,
     Service,
     action_payload,
-    cli,
+    cli_command,
     free_port,
     post_signed,
     wait_until,
@@ -268,7 +269,11 @@ def test_users_stay_signed_in_across_restarts_and_a_new_first_key(
 def test_oauth_without_an_encryption_key_fails_at_start_up(base_env, ims):
     env = {**base_env, "CUSTOM_ACTION_SECRET": ACTION_SECRET, "FRAMEIO_KIT_IMS_URL": ims.url}
     result = subprocess.run(
-        [*cli("ingress", OAUTH_APP, "--port", str(free_port()))], env=env, capture_output=True, text=True, timeout=60
+        [*cli_command("ingress", OAUTH_APP, "--port", str(free_port()))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "FRAMEIO_KIT_ENCRYPTION_KEYS" in result.stderr
@@ -286,16 +291,7 @@ def _ingress(base_env: dict[str, str], tmp_path: Path, extra: dict[str, str]) ->
     """An ingress this test can stop and start again (the start_ingress fixture only stops at teardown)."""
     port = free_port()
     env = {**base_env, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CUSTOM_ACTION_SECRET": ACTION_SECRET, **extra}
-    svc = Service("ingress", cli("ingress", OAUTH_APP, "--port", str(port)), env, tmp_path)
+    svc = Service("ingress", cli_command("ingress", OAUTH_APP, "--port", str(port)), env, tmp_path, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if svc.proc.poll() is not None:
-            raise AssertionError(f"ingress exited:\n{svc.output()[-3000:]}")
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=30, interval=0.1, what="ingress /healthz")
+    svc.wait_for_http(url + "/healthz")
     return _Ingress(svc, url)

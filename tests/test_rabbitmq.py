@@ -18,7 +18,16 @@ import pytest
 from kombu import Connection
 
 from shared.jobs.dead_letters import DeadLetterStore
-from tests.helpers import ROOT, WEBHOOK_SECRET, cli, free_port, post_signed, signed, wait_until, webhook_payload
+from tests.helpers import (
+    ROOT,
+    WEBHOOK_SECRET,
+    cli_command,
+    free_port,
+    post_signed,
+    sign_request,
+    wait_until,
+    webhook_payload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +80,7 @@ def test_same_delivery_five_times_runs_once_over_rabbitmq(
     start_ingress, start_worker, redis_client, records, rabbit_env
 ):
     url = start_ingress(RELIABILITY_APP, extra_env=rabbit_env)
-    body, headers = signed(webhook_payload("rabbit-dup"), WEBHOOK_SECRET)
+    body, headers = sign_request(webhook_payload("rabbit-dup"), WEBHOOK_SECRET)
 
     with ThreadPoolExecutor(max_workers=5) as pool:
         statuses = list(
@@ -114,7 +123,7 @@ def test_retries_dead_letters_and_replay_over_rabbitmq(
     assert letter.job.resource_id == "rabbit-doomed" and len(letter.attempts) == 3
 
     replay = subprocess.run(
-        cli("dead-letters", "replay", "--all"),
+        cli_command("dead-letters", "replay", "--all"),
         env={**base_env, **rabbit_env},
         cwd=ROOT,
         capture_output=True,

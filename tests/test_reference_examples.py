@@ -255,7 +255,6 @@ def test_client_example_against_a_mock_frameio_api():
     event = WebhookEvent.model_validate(webhook_payload("file-1"))
     assert asyncio.run(on_file_ready(event)) == "clip.mov"
     assert seen == ["GET /v4/accounts/acc-1/files/file-1 Bearer dev-console-token"]
-    assert isinstance(app.client.experimental, object)
 
 
 def test_get_user_token_outside_an_authenticated_handler_raises():
