@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     ims_url: str = Field("https://ims-na1.adobelogin.com", validation_alias=_env("FRAMEIO_KIT_IMS_URL"))
     api_url: str | None = Field(None, validation_alias=_env("FRAMEIO_KIT_API_URL"))
     encryption_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_ENCRYPTION_KEYS"))
+    login_rate_limit: int = Field(10, ge=1, validation_alias=_env("FRAMEIO_KIT_LOGIN_RATE_LIMIT"))
+    login_rate_window: int = Field(600, ge=1, validation_alias=_env("FRAMEIO_KIT_LOGIN_RATE_WINDOW"))
     dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
