@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from frameio_kit import dead_letter_commands, operations_commands
 from shared.errors import AppLoadError
 from shared.logs import configure_logging
+from shared.oauth.token_manager import check_keys_at_start_up
 from shared.settings import Settings, get_settings
 
 
@@ -91,7 +92,8 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
     settings = _settings_for(args.app)
     configure_logging(settings)
-    load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
+    app = load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
+    check_keys_at_start_up(app.oauth, settings)
     uvicorn.run(
         "ingress.main:create_from_env",
         factory=True,
@@ -114,7 +116,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     from workers import runtime
     from workers.celery_app import app
 
-    runtime.get_kit_app()
+    check_keys_at_start_up(runtime.get_kit_app().oauth, settings)
     name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
     argv = [
         "worker",
