@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from frameio_kit import dead_letter_commands, operations_commands
 from shared.errors import AppLoadError
 from shared.logs import configure_logging
-from shared.oauth.token_manager import check_keys_at_start_up
 from shared.settings import Settings, get_settings
 
 
@@ -89,6 +88,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
     from shared.core.loading import load_app
+    from shared.oauth.token_manager import check_keys_at_start_up
 
     settings = _settings_for(args.app)
     configure_logging(settings)
@@ -113,6 +113,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args.app)
+    from shared.oauth.token_manager import check_keys_at_start_up
     from workers import runtime
     from workers.celery_app import app
 
