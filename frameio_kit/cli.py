@@ -89,6 +89,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
     from shared.core.loading import load_app
+    from shared.oauth.token_manager import check_keys_at_start_up
 
     if args.host:
         os.environ["FRAMEIO_KIT_HOST"] = args.host  # the children judge /metrics exposure by the bind address
@@ -101,6 +102,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
             f"--workers {args.workers} with FRAMEIO_KIT_ACTION_STATE=memory: each process would keep its own "
             "multi-step form state; set FRAMEIO_KIT_ACTION_STATE=redis or run one worker process"
         )
+    check_keys_at_start_up(app.oauth, settings)
     uvicorn.run(
         "ingress.main:create_from_env",
         factory=True,
@@ -120,10 +122,11 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args.app)
+    from shared.oauth.token_manager import check_keys_at_start_up
     from workers import runtime
     from workers.celery_app import app
 
-    runtime.get_kit_app()
+    check_keys_at_start_up(runtime.get_kit_app().oauth, settings)
     name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
     argv = [
         "worker",

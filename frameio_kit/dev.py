@@ -30,9 +30,9 @@ from frameio_kit.dev_secrets import (
     write_session,
 )
 from frameio_kit.testing.processes import cli_command
-from frameio_kit.testing.redis_server import RedisServer, RedisServerUnavailable
+from frameio_kit.testing.redis_server import RedisServer
 from shared.core.loading import load_app
-from shared.errors import DevError
+from shared.errors import DevError, RedisServerUnavailable
 from shared.settings import Settings, get_settings
 
 _WORKER_CONCURRENCY = 8

@@ -31,6 +31,8 @@ def create_app(app: Registry, settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         try:
+            if app.oauth is not None:
+                await app.token_manager.check_keys()  # wrong encryption keys: refuse to start
             yield
         finally:
             await app.aclose()

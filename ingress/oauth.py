@@ -1,8 +1,10 @@
 """Adobe sign-in on the ingress: the `require_user_auth` gate and GET /auth/login, GET /auth/callback.
 
-The login link in the sign-in Form is signed and expires, binding the Frame.io user and the
-interaction, so nobody can make the callback store a token under someone else's user id. The
-callback then checks with GET /v4/me that whoever signed in *is* that user before storing.
+The login link in the sign-in Form is signed and expires, binding the account (tenant), the
+Frame.io user and the interaction, so nobody can make the callback store a token under someone
+else's user id. The callback then checks with GET /v4/me that whoever signed in *is* that user
+before storing the token under that account and user. A link starts one pending sign-in: using it
+again resumes that one, and sign-ins started per user are rate limited.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shared.core.ui import AnyResponse, Form, LinkField, Message
 from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
 from shared.oauth.config import reset_user_token, set_user_token
 from shared.oauth.token_manager import TokenManager
+from shared.settings import Settings
 
 logger = logging.getLogger("frameio_kit.oauth")
 
@@ -43,8 +46,19 @@ class SignInRejected(RequestRejected):
     """A refused sign-in step; `public_message` is shown (escaped) on the error page."""
 
 
+class SignInRateLimited(SignInRejected):
+    """Too many sign-ins started for one user of one account in the rate-limit window (429)."""
+
+    status_code = 429
+
+    def __init__(self, public_message: str, *, retry_after: int) -> None:
+        super().__init__(public_message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class LoginClaims:
+    account_id: str
     user_id: str
     interaction_id: str
     expires_at: int
@@ -60,11 +74,13 @@ async def answer_as_user(app: Registry, spec: HandlerSpec, event: ActionEvent) -
     """
     if not spec.require_user_auth or app.oauth is None:
         return await app.run(spec, event)
-    if not event.user_id:
-        return Message(title="Sign-in needed", description="This action needs a Frame.io user; none was sent.")
+    if not event.user_id or not event.account_id:
+        return Message(
+            title="Sign-in needed", description="This action needs a Frame.io user and account; none was sent."
+        )
     manager = app.token_manager
     try:
-        data = await manager.get_token(event.user_id)
+        data = await manager.get_token(event.user_id, account_id=event.account_id)
     except IdentityProviderUnavailable:
         logger.warning("token refresh for user %s failed: IMS unavailable; asking to sign in", event.user_id)
         data = None
@@ -74,8 +90,10 @@ async def answer_as_user(app: Registry, spec: HandlerSpec, event: ActionEvent) -
             manager.cipher.encrypt(event.model_dump_json().encode("utf-8")),
             LOGIN_LINK_TTL,
         )
-        logger.info("sign-in asked of user %s interaction=%s", event.user_id, event.interaction_id)
-        return sign_in_form(login_link(manager, event.user_id, event.interaction_id))
+        logger.info(
+            "sign-in asked of user %s account %s interaction=%s", event.user_id, event.account_id, event.interaction_id
+        )
+        return sign_in_form(login_link(manager, event.account_id, event.user_id, event.interaction_id))
     handle = set_user_token(data.access_token.get_secret_value())
     try:
         return await app.run(spec, event)
@@ -94,29 +112,31 @@ def sign_in_form(url: str) -> Form:
 # -- signed login links -------------------------------------------------------------------------
 
 
-def login_link(manager: TokenManager, user_id: str, interaction_id: str, now: float | None = None) -> str:
+def login_link(
+    manager: TokenManager, account_id: str, user_id: str, interaction_id: str, now: float | None = None
+) -> str:
     expires = int((time.time() if now is None else now) + LOGIN_LINK_TTL)
-    token = sign_login_token(manager.cipher.signing_keys[0], user_id, interaction_id, expires)
+    token = sign_login_token(manager.cipher.signing_keys[0], user_id, interaction_id, expires, account_id=account_id)
     return f"{manager.config.base_url.rstrip('/')}/auth/login?{urlencode({'t': token})}"
 
 
-def sign_login_token(key: bytes, user_id: str, interaction_id: str, expires_at: int) -> str:
-    body = _b64(orjson.dumps({"u": user_id, "i": interaction_id, "e": expires_at}))
+def sign_login_token(key: bytes, user_id: str, interaction_id: str, expires_at: int, *, account_id: str) -> str:
+    body = _b64(orjson.dumps({"a": account_id, "u": user_id, "i": interaction_id, "e": expires_at}))
     return f"{body}.{_b64(hmac.new(key, body.encode('ascii'), hashlib.sha256).digest())}"
 
 
 def verify_login_token(keys: list[bytes], token: str, now: float | None = None) -> LoginClaims:
+    # A link is base64url and '.': anything else (non-ASCII included) is malformed, answered before any HMAC.
     body, _, signature = token.partition(".")
-    if not body or not signature or len(token) > 2048:
+    if not body or not signature or len(token) > 2048 or not token.isascii():
         raise SignInRejected("This sign-in link is malformed.", status_code=400)
     if not any(
-        hmac.compare_digest(_b64(hmac.new(k, body.encode("ascii", "replace"), hashlib.sha256).digest()), signature)
-        for k in keys
+        hmac.compare_digest(_b64(hmac.new(k, body.encode("ascii"), hashlib.sha256).digest()), signature) for k in keys
     ):
         raise SignInRejected("This sign-in link is not valid.", status_code=403)
     try:
         claims = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        result = LoginClaims(str(claims["u"]), str(claims["i"]), int(claims["e"]))
+        result = LoginClaims(str(claims["a"]), str(claims["u"]), str(claims["i"]), int(claims["e"]))
     except (ValueError, KeyError, TypeError):
         raise SignInRejected("This sign-in link is malformed.", status_code=400) from None
     if result.expires_at < (time.time() if now is None else now):
@@ -136,40 +156,77 @@ def _digest(state: str) -> str:
 
 
 async def login(request: Request) -> Response:
-    """GET /auth/login?t=...: check the signed link, remember PKCE and state, send the user to Adobe."""
+    """GET /auth/login?t=...: check the signed link, start or resume its one sign-in, send the user to Adobe."""
     try:
         manager = _manager(request)
-        claims = verify_login_token(manager.cipher.signing_keys, request.query_params.get("t", ""))
-        state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-        challenge = _b64(hashlib.sha256(verifier.encode("ascii")).digest())
-        record = {"u": claims.user_id, "i": claims.interaction_id, "v": verifier}
-        await manager.state.set(
-            redis_keys.oauth_state_key(_digest(state)), manager.cipher.encrypt(orjson.dumps(record)), STATE_TTL
-        )
+        link = request.query_params.get("t", "")
+        claims = verify_login_token(manager.cipher.signing_keys, link)
+        await _limit_rate(manager, claims, request.app.state.kit.settings)
+        state, challenge, how = await _pending_sign_in(manager, claims, _digest(link))
     except SignInRejected as exc:
         return _error_page(exc, "login")
-    logger.info("sign-in started for user %s interaction=%s", claims.user_id, claims.interaction_id)
+    logger.info("sign-in %s: user %s account %s", how, claims.user_id, claims.account_id)
     url = manager.ims.authorize_url(
         redirect_uri=manager.config.redirect_uri, scopes=manager.config.scopes, state=state, code_challenge=challenge
     )
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 
+async def _limit_rate(manager: TokenManager, claims: LoginClaims, settings: Settings) -> None:
+    window = settings.login_rate_window
+    now = time.time()
+    bucket = int(now // window)
+    key = redis_keys.oauth_login_rate_key(claims.account_id, claims.user_id, bucket)
+    if await manager.state.count(key, window) > settings.login_rate_limit:
+        raise SignInRateLimited(
+            "Too many sign-in attempts. Wait a few minutes, then open the link again.",
+            retry_after=max(1, int((bucket + 1) * window - now)),
+        )
+
+
+async def _pending_sign_in(manager: TokenManager, claims: LoginClaims, link_digest: str) -> tuple[str, str, str]:
+    """The state and PKCE challenge of the link's one pending sign-in, created on the link's first use."""
+    link_key = redis_keys.oauth_link_key(link_digest)
+    # The link record outlives the link, so a link never starts a second sign-in.
+    link_ttl = max(1, int(claims.expires_at - time.time())) + 60
+    existing = await manager.state.get(link_key)
+    if existing is None:
+        state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+        challenge = _b64(hashlib.sha256(verifier.encode("ascii")).digest())
+        record = {"a": claims.account_id, "u": claims.user_id, "i": claims.interaction_id, "v": verifier}
+        state_key = redis_keys.oauth_state_key(_digest(state))
+        await manager.state.set(state_key, manager.cipher.encrypt(orjson.dumps(record)), STATE_TTL)
+        pending = manager.cipher.encrypt(orjson.dumps({"s": state, "c": challenge}))
+        if await manager.state.set_if_absent(link_key, pending, link_ttl):
+            return state, challenge, "started"
+        await manager.state.delete(state_key)  # a concurrent use of the same link won
+        existing = await manager.state.get(link_key)
+        if existing is None:
+            raise SignInRejected("This sign-in link has expired. Run the action again for a new one.", status_code=410)
+    try:
+        pending_sign_in = orjson.loads(manager.cipher.decrypt(existing))
+        state, challenge = str(pending_sign_in["s"]), str(pending_sign_in["c"])
+    except (TokenUnreadable, orjson.JSONDecodeError, KeyError, TypeError):
+        raise SignInRejected("This sign-in can no longer be completed. Run the action again.") from None
+    if await manager.state.get(redis_keys.oauth_state_key(_digest(state))) is None:
+        raise SignInRejected("This sign-in link was already used. Run the action again for a new one.", status_code=410)
+    return state, challenge, "resumed"
+
+
 async def callback(request: Request) -> Response:
     """GET /auth/callback?code&state: exchange the code, confirm the identity, store the token."""
-    app: Registry = request.app.state.kit.app
     try:
         manager = _manager(request)
-        user_id, interaction_id, payload = await _complete_sign_in(manager, request)
+        claims, payload = await _complete_sign_in(manager, request)
     except SignInRejected as exc:
         return _error_page(exc, "callback")
-    data = await manager.store_token(user_id, payload)
-    logger.info("signed in user %s interaction=%s", user_id, interaction_id)
-    await _resume(app, manager, interaction_id, data.access_token.get_secret_value())
+    data = await manager.store_token(claims.user_id, payload, account_id=claims.account_id)
+    logger.info("signed in user %s account %s interaction=%s", claims.user_id, claims.account_id, claims.interaction_id)
+    await _resume(manager, claims, data.access_token.get_secret_value())
     return _page("Signed in", "You are signed in with Adobe. Return to Frame.io and run the action again.", 200)
 
 
-async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[str, str, dict[str, object]]:
+async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[LoginClaims, dict[str, object]]:
     params = request.query_params
     if params.get("error"):
         raise SignInRejected(f"Adobe sign-in did not complete ({params.get('error', '')[:100]}).")
@@ -181,7 +238,8 @@ async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[st
         raise SignInRejected("This sign-in has expired or was already used. Run the action again.")
     try:
         record = orjson.loads(manager.cipher.decrypt(sealed))
-    except (TokenUnreadable, orjson.JSONDecodeError):
+        claims = LoginClaims(str(record["a"]), str(record["u"]), str(record["i"]), 0)
+    except (TokenUnreadable, orjson.JSONDecodeError, KeyError, TypeError):
         raise SignInRejected("This sign-in can no longer be completed. Run the action again.") from None
     try:
         payload = await manager.ims.exchange_code(code, record["v"], manager.config.redirect_uri)
@@ -190,12 +248,14 @@ async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[st
     except IdentityProviderUnavailable:
         raise SignInRejected("Adobe sign-in is unavailable right now. Try again shortly.", status_code=502) from None
     identity = await _frameio_user_id(manager, str(payload["access_token"]))
-    if identity != record["u"]:
-        logger.warning("sign-in refused: identity mismatch for user %s interaction=%s", record["u"], record["i"])
+    if identity != claims.user_id:
+        logger.warning(
+            "sign-in refused: identity mismatch for user %s interaction=%s", claims.user_id, claims.interaction_id
+        )
         raise SignInRejected(
             "You signed in as a different Frame.io user than the one who ran the action.", status_code=403
         )
-    return str(record["u"]), str(record["i"]), payload
+    return claims, payload
 
 
 async def _frameio_user_id(manager: TokenManager, access_token: str) -> str:
@@ -214,18 +274,35 @@ async def _frameio_user_id(manager: TokenManager, access_token: str) -> str:
     return str(profile.data.id)
 
 
-async def _resume(app: Registry, manager: TokenManager, interaction_id: str, access_token: str) -> None:
-    sealed = await manager.state.take(redis_keys.oauth_pending_action_key(interaction_id))
+async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str) -> None:
+    """Run `on_auth_complete` with the action that asked for this sign-in, if it is that user's in that account."""
+    sealed = await manager.state.take(redis_keys.oauth_pending_action_key(claims.interaction_id))
     callback = manager.config.on_auth_complete
     if sealed is None or callback is None:
         return
-    handle = set_user_token(access_token)
     try:
         event = ActionEvent.model_validate_json(manager.cipher.decrypt(sealed))
+    except (TokenUnreadable, ValueError):
+        logger.warning("on_auth_complete skipped for interaction=%s: pending action unreadable", claims.interaction_id)
+        return
+    # The pending action is keyed by interaction only: another run may have replaced it with a different user's.
+    if event.user_id != claims.user_id or event.account_id != claims.account_id:
+        logger.warning(
+            "on_auth_complete skipped for interaction=%s: the pending action is user %s account %s, "
+            "the sign-in user %s account %s",
+            claims.interaction_id,
+            event.user_id,
+            event.account_id,
+            claims.user_id,
+            claims.account_id,
+        )
+        return
+    handle = set_user_token(access_token)
+    try:
         await callback(event)
-        logger.info("on_auth_complete done for %s interaction=%s", event.type, interaction_id)
+        logger.info("on_auth_complete done for %s interaction=%s", event.type, claims.interaction_id)
     except Exception:
-        logger.exception("on_auth_complete failed for interaction=%s", interaction_id)
+        logger.exception("on_auth_complete failed for interaction=%s", claims.interaction_id)
     finally:
         reset_user_token(handle)
 
@@ -239,12 +316,13 @@ def _manager(request: Request) -> TokenManager:
 
 def _error_page(exc: SignInRejected, step: str) -> Response:
     logger.info("sign-in %s refused (%d): %r", step, exc.status_code, exc.public_message)  # %r: no forged lines
-    return _page("Sign-in failed", exc.public_message, exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, SignInRateLimited) else {}
+    return _page("Sign-in failed", exc.public_message, exc.status_code, headers)
 
 
-def _page(title: str, message: str, status: int) -> Response:
+def _page(title: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
     body = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
         f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
     )
-    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})

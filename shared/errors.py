@@ -2,7 +2,8 @@
 
 FrameioKitError
 ├── ConfigurationError           bad configuration, found at decoration or start-up (also a ValueError)
-│   └── AppLoadError             FRAMEIO_APP missing or not importable
+│   ├── AppLoadError             FRAMEIO_APP missing or not importable
+│   └── EncryptionKeyMismatch    no configured key opens the key canary: refuse to start
 ├── RequestRejected              a request we refuse; carries the 4xx status and a public message
 │   ├── PayloadTooLarge          413
 │   ├── RequestTimedOut          408 (body not received within FRAMEIO_KIT_BODY_TIMEOUT)
@@ -41,6 +42,10 @@ class ConfigurationError(FrameioKitError, ValueError):
 
 class AppLoadError(ConfigurationError):
     """The integration named by FRAMEIO_APP / the APP argument cannot be loaded."""
+
+
+class EncryptionKeyMismatch(ConfigurationError):
+    """No configured key opens the key canary: this process would not read the stored tokens."""
 
 
 class RequestRejected(FrameioKitError):

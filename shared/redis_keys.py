@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 PREFIX = "frameio-kit"
 
 
@@ -51,19 +53,40 @@ def action_lock_key(interaction_id: str, step: str) -> str:
     return f"{PREFIX}:action:{interaction_id}:lock:{step}"
 
 
-def user_token_key(user_id: str) -> str:
-    """One user's encrypted token record (access + refresh pair), expiring with the refresh token."""
-    return f"{PREFIX}:oauth:token:{user_id}"
+def _part(value: str) -> str:
+    # Percent-encoded, so an id holding ':' cannot make (account, user) pairs collide.
+    return quote(value, safe="")
 
 
-def user_token_lock_key(user_id: str) -> str:
-    """Held by the one process refreshing a user's token; the others wait, then read the new pair."""
-    return f"{PREFIX}:oauth:refresh-lock:{user_id}"
+def user_token_key(account_id: str, user_id: str) -> str:
+    """One user's encrypted token record (access + refresh pair) for the account (tenant) it was
+    issued for, expiring with the refresh token."""
+    return f"{PREFIX}:oauth:token:{_part(account_id)}:{_part(user_id)}"
+
+
+def user_token_lock_key(account_id: str, user_id: str) -> str:
+    """Held by the one process refreshing a record; the others wait, then read the new pair."""
+    return f"{PREFIX}:oauth:refresh-lock:{_part(account_id)}:{_part(user_id)}"
+
+
+def key_canary_key() -> str:
+    """A small record sealed with the encryption key: a process whose keys cannot open it refuses to start."""
+    return f"{PREFIX}:oauth:key-canary"
 
 
 def oauth_state_key(state_digest: str) -> str:
-    """A pending sign-in (encrypted PKCE verifier and bound user), single-use; keyed by the state's hash."""
+    """A pending sign-in (encrypted PKCE verifier and bound tenant and user), single-use; keyed by the state's hash."""
     return f"{PREFIX}:oauth:state:{state_digest}"
+
+
+def oauth_link_key(link_digest: str) -> str:
+    """The one pending sign-in a login link started (encrypted), so using the link again resumes it."""
+    return f"{PREFIX}:oauth:link:{link_digest}"
+
+
+def oauth_login_rate_key(account_id: str, user_id: str, window: int) -> str:
+    """Counts the sign-ins one user of one account started in one rate-limit window."""
+    return f"{PREFIX}:oauth:login-rate:{_part(account_id)}:{_part(user_id)}:{window}"
 
 
 def oauth_pending_action_key(interaction_id: str) -> str:

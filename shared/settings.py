@@ -69,6 +69,8 @@ class Settings(SigningSecrets):
     legacy_encryption_key: SecretStr | None = Field(
         None, validation_alias=_env("FRAMEIO_AUTH_ENCRYPTION_KEY"), exclude=True, repr=False
     )
+    login_rate_limit: int = Field(10, ge=1, validation_alias=_env("FRAMEIO_KIT_LOGIN_RATE_LIMIT"))
+    login_rate_window: int = Field(600, ge=1, validation_alias=_env("FRAMEIO_KIT_LOGIN_RATE_WINDOW"))
     dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
     dev_secrets_file: Path = Field(
         Path("~/.frameio-kit/dev-secrets.json"), validation_alias=_env("FRAMEIO_KIT_DEV_SECRETS_FILE")

@@ -145,7 +145,7 @@ def test_sign_in_end_to_end_then_ingress_and_worker_handlers_act_as_the_user(
     assert by_resource["file-2"]["token"] is None  # not signed in: the handler runs, get_user_token() raises
 
     everything = every_redis_byte(redis_server.port)
-    assert user_token_key("user-1").encode() in everything  # the scan does see the record...
+    assert user_token_key("acc-1", "user-1").encode() in everything  # the scan does see the record...
     leaked = [t for t in ims.issued if t.encode() in everything]
     assert leaked == [], "a token is stored in clear text"  # ...but never a token in it
     logs = "".join(p.read_text(errors="replace") for p in Path(tmp_path).glob("*.log"))
@@ -179,7 +179,7 @@ def test_rejected_refresh_answers_the_sign_in_form_and_drops_the_record(ims, sta
     url = start_ingress(OAUTH_APP, extra_env=oauth_env(ims))
     ims.access_expires_in = 120
     assert sign_in(url, run_action(url, "int-0"))[0].status_code == 200
-    assert token_keys(redis_client) == [user_token_key("user-1").encode()]
+    assert token_keys(redis_client) == [user_token_key("acc-1", "user-1").encode()]
     ims.reject_refresh = True
 
     answer = run_action(url, "int-1")
@@ -198,15 +198,20 @@ def test_forged_expired_replayed_and_mismatched_sign_ins_are_refused_and_store_n
     token = parse_qs(urlsplit(link).query)["t"][0]
     body, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    assert claims["u"] == "user-1" and claims["i"] == "int-6"
+    assert claims["u"] == "user-1" and claims["i"] == "int-6" and claims["a"] == "acc-1"
 
     forged_body = base64.urlsafe_b64encode(json.dumps({**claims, "u": "user-2"}).encode()).rstrip(b"=").decode()
     login = url + "/auth/login?t="
     refused = {
         "forged user": httpx.get(login + f"{forged_body}.{signature}"),
-        "foreign key": httpx.get(login + sign_login_token(b"k" * 32, "user-2", "int-6", int(time.time()) + 600)),
+        "foreign key": httpx.get(
+            login + sign_login_token(b"k" * 32, "user-2", "int-6", int(time.time()) + 600, account_id="acc-1")
+        ),
         "expired": httpx.get(
-            login + sign_login_token(TokenCipher([KEY_A]).signing_keys[0], "user-1", "int-6", int(time.time()) - 1)
+            login
+            + sign_login_token(
+                TokenCipher([KEY_A]).signing_keys[0], "user-1", "int-6", int(time.time()) - 1, account_id="acc-1"
+            )
         ),
         "garbage": httpx.get(login + "garbage"),
         "no state": httpx.get(url + "/auth/callback?code=abc"),
@@ -233,7 +238,7 @@ def test_forged_expired_replayed_and_mismatched_sign_ins_are_refused_and_store_n
     ims.sign_in_as = "user-1"
     ok, callback_url = sign_in(url, run_action(url, "int-8"))
     assert ok.status_code == 200
-    redis_client.delete(user_token_key("user-1"))
+    redis_client.delete(user_token_key("acc-1", "user-1"))
     replayed = httpx.get(callback_url)
     assert replayed.status_code == 400 and "already used" in replayed.text
     assert token_keys(redis_client) == []

@@ -7,7 +7,9 @@ from typing import Any
 
 from celery.signals import setup_logging, worker_init, worker_shutdown
 
+from shared.errors import EncryptionKeyMismatch
 from shared.logs import configure_logging
+from shared.oauth.token_manager import check_keys_at_start_up
 from shared.settings import get_settings
 from workers import runtime
 
@@ -26,7 +28,11 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
 
 @worker_init.connect
 def _load_integration(**_: Any) -> None:
-    runtime.get_kit_app()
+    try:
+        check_keys_at_start_up(runtime.get_kit_app().oauth, get_settings())
+    except EncryptionKeyMismatch as exc:
+        # Celery logs and ignores exceptions from signal handlers; SystemExit is what stops `celery -A workers worker`.
+        raise SystemExit(f"frameio-kit: configuration error: {exc}") from None
 
 
 @worker_shutdown.connect

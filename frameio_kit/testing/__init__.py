@@ -14,8 +14,9 @@ from __future__ import annotations
 from frameio_kit.testing.in_process import ActionSession, IngressClient, run_webhook
 from frameio_kit.testing.payloads import WEBHOOK_TYPES, action_payload, encode_body, fake_id, webhook_payload
 from frameio_kit.testing.processes import Service, celery_command, cli_command, free_port, wait_until
-from frameio_kit.testing.redis_server import RedisServer, RedisServerUnavailable
+from frameio_kit.testing.redis_server import RedisServer
 from frameio_kit.testing.signing import post_signed, sign_request
+from shared.errors import RedisServerUnavailable
 
 __all__ = [
     "WEBHOOK_TYPES",

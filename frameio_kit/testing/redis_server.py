@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from frameio_kit.testing.processes import free_port
+from shared.errors import RedisServerUnavailable
 
 
 class RedisServer:

@@ -1,7 +1,9 @@
-"""`TokenManager`: stored user tokens, refreshed by exactly one process under a per-user Redis lock.
+"""`TokenManager`: stored user tokens, refreshed by exactly one process under a per-record Redis lock.
 
 IMS rotates refresh tokens and revokes the used one, so two processes refreshing the same user at
 once would log that user out; the lock serialises them and the losers read the winner's new pair.
+A token is bound to the account (tenant) whose event asked for the sign-in, and handed out only
+for events of that account.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from redis.exceptions import RedisError
 
 from shared import redis_keys
 from shared.core.events import AnyEvent
@@ -34,6 +37,7 @@ from shared.oauth.token_store import (
     MemoryBackend,
     RecordBackend,
     RedisBackend,
+    StoredToken,
     TokenCipher,
     TokenData,
     TokenStore,
@@ -46,6 +50,10 @@ logger = logging.getLogger("frameio_kit.oauth")
 
 LOCK_TIMEOUT = 30.0
 """A crashed refresher's lock frees itself after this long."""
+REFRESH_DEADLINE = 15.0
+"""Hard limit on one refresh (re-read, IMS call, write): well inside LOCK_TIMEOUT, so the lock is
+never lost while its holder still works and a second process cannot spend the same refresh token."""
+IMS_TIMEOUT = 10.0
 LOCK_WAIT = 20.0
 
 
@@ -83,7 +91,7 @@ class ImsClient:
     async def _token(self, form: dict[str, str]) -> dict[str, Any]:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
         try:
-            response = await self._http.post(f"{self._base}/ims/token/v3", data=form, timeout=10.0)
+            response = await self._http.post(f"{self._base}/ims/token/v3", data=form, timeout=IMS_TIMEOUT)
         except httpx.HTTPError as exc:
             raise IdentityProviderUnavailable(f"IMS unreachable ({type(exc).__name__})") from None
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
@@ -112,6 +120,7 @@ class TokenManager:
         http: httpx.AsyncClient,
         *,
         owns_http: bool,
+        dev: bool = False,
     ) -> None:
         self.config = config
         self.store = store
@@ -119,6 +128,8 @@ class TokenManager:
         self.ims = ims
         self.http = http
         self._owns_http = owns_http
+        self._dev = dev
+        self.refresh_deadline = REFRESH_DEADLINE
         # Single-flight inside the process first, so 20 waiters poll one asyncio lock, not Redis.
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -126,56 +137,96 @@ class TokenManager:
     def cipher(self) -> TokenCipher:
         return self.store.cipher
 
-    async def get_token(self, user_id: str) -> TokenData | None:
-        """The user's tokens, refreshed first when within `token_refresh_buffer_seconds` of expiry.
+    async def get_token(self, user_id: str, *, account_id: str) -> TokenData | None:
+        """The user's tokens for `account_id`, refreshed first when within `token_refresh_buffer_seconds` of expiry.
 
-        None when the user has not signed in, IMS rejected the refresh, or the record cannot be
-        decrypted (the last two delete the record: the user must sign in again). Raises
-        `IdentityProviderUnavailable` only when IMS is down and the access token has already expired.
+        A token is bound to the account it was issued for: another account's events never get it.
+        None when the user has not signed in for that account, IMS rejected the refresh (the record
+        is then deleted, unless it was replaced meanwhile), or the record cannot be decrypted (kept:
+        a key problem, logged with the key fingerprints). Raises `IdentityProviderUnavailable` only
+        when IMS is down and the access token has already expired.
         """
-        data = await self._load(user_id)
-        if data is None or not self._stale(data):
-            return data
-        lock = self._local.get(user_id)
+        if not account_id or not user_id:
+            return None
+        stored = await self._read(account_id, user_id)
+        if stored is None or not self._stale(stored.data):
+            return stored.data if stored is not None else None
+        name = f"{account_id}\n{user_id}"
+        lock = self._local.get(name)
         if lock is None:
-            lock = self._local[user_id] = asyncio.Lock()
+            lock = self._local[name] = asyncio.Lock()
         async with lock:
             try:
-                async with self.state.lock(redis_keys.user_token_lock_key(user_id), LOCK_TIMEOUT, LOCK_WAIT):
-                    return await self._refresh_locked(user_id)
+                lock_key = redis_keys.user_token_lock_key(account_id, user_id)
+                async with self.state.lock(lock_key, LOCK_TIMEOUT, LOCK_WAIT):
+                    return await self._refresh_bounded(stored)
             except LockUnavailable:
                 raise IdentityProviderUnavailable("token refresh still running elsewhere") from None
 
-    async def _refresh_locked(self, user_id: str) -> TokenData | None:
-        data = await self._load(user_id)  # another process may have refreshed while we waited
-        if data is None or not self._stale(data):
-            return data
+    async def _refresh_bounded(self, before: StoredToken) -> TokenData | None:
+        try:
+            async with asyncio.timeout(self.refresh_deadline):
+                return await self._refresh_locked(before.data.account_id, before.data.user_id)
+        except TimeoutError:
+            data = before.data
+            logger.warning(
+                "token refresh for user %s account %s gave up after %.1fs",
+                data.user_id,
+                data.account_id,
+                self.refresh_deadline,
+            )
+            if not data.expires_within(0):
+                return data
+            raise IdentityProviderUnavailable("token refresh timed out") from None
+
+    async def _refresh_locked(self, account_id: str, user_id: str) -> TokenData | None:
+        stored = await self._read(account_id, user_id)  # another process may have refreshed while we waited
+        if stored is None or not self._stale(stored.data):
+            return stored.data if stored is not None else None
+        data = stored.data
         if data.refresh_token is None:
-            return data if not data.expires_within(0) else await self._drop(user_id, "expired, no refresh token")
+            return data if not data.expires_within(0) else await self._drop(stored, "expired, no refresh token")
         try:
             payload = await self.ims.refresh(data.refresh_token.get_secret_value())
         except GrantRejected:
-            return await self._drop(user_id, "refresh rejected by IMS")
+            return await self._drop(stored, "refresh rejected by IMS")
         except IdentityProviderUnavailable:
             if not data.expires_within(0):
-                logger.warning("token refresh for user %s failed (IMS unavailable); using the current token", user_id)
+                logger.warning(
+                    "token refresh for user %s account %s failed (IMS unavailable); using the current token",
+                    user_id,
+                    account_id,
+                )
                 return data
             raise
-        fresh = TokenData.from_ims(payload, user_id)
-        await self.store.save(user_id, fresh)
-        logger.info("token refreshed for user %s", user_id)
+        fresh = TokenData.from_ims(payload, user_id, account_id=account_id)
+        await self.store.save(fresh)
+        logger.info("token refreshed for user %s account %s", user_id, account_id)
         return fresh
 
-    async def store_token(self, user_id: str, token: TokenData | Mapping[str, Any]) -> TokenData:
-        """Store (replace) a user's tokens: a `TokenData` or an IMS token response."""
-        data = token if isinstance(token, TokenData) else TokenData.from_ims(token, user_id)
-        await self.store.save(user_id, data)
+    async def store_token(self, user_id: str, token: TokenData | Mapping[str, Any], *, account_id: str) -> TokenData:
+        """Store (replace) a user's tokens for `account_id`: a `TokenData` or an IMS token response."""
+        if isinstance(token, TokenData):
+            data = token.model_copy(update={"user_id": user_id, "account_id": account_id})
+        else:
+            data = TokenData.from_ims(token, user_id, account_id=account_id)
+        await self.store.save(data)
         return data
 
-    async def delete_token(self, user_id: str) -> None:
-        """Forget a user's tokens (sign out)."""
-        await self.store.delete(user_id)
-        logger.info("token deleted for user %s", user_id)
+    async def delete_token(self, user_id: str, *, account_id: str) -> None:
+        """Forget a user's tokens for `account_id` (sign out)."""
+        await self.store.delete(account_id, user_id)
+        logger.info("token deleted for user %s account %s", user_id, account_id)
+
+    async def check_keys(self) -> None:
+        """Raise `EncryptionKeyMismatch` when the configured keys cannot open the key canary.
+
+        An unreachable Redis is logged and skipped: the process starts, and checks again at its next start.
+        """
+        try:
+            await self.store.check_key_canary(dev=self._dev)
+        except (RedisError, OSError) as exc:
+            logger.warning("could not check the key canary (%s); starting without the check", type(exc).__name__)
 
     async def close(self) -> None:
         if self._owns_http and not self.http.is_closed:
@@ -187,16 +238,29 @@ class TokenManager:
     def _stale(self, data: TokenData) -> bool:
         return data.expires_within(self.config.token_refresh_buffer_seconds)
 
-    async def _load(self, user_id: str) -> TokenData | None:
+    async def _read(self, account_id: str, user_id: str) -> StoredToken | None:
         try:
-            return await self.store.load(user_id)
-        except TokenUnreadable:
-            return await self._drop(user_id, "record unreadable with the configured keys")
+            return await self.store.read(account_id, user_id)
+        except TokenUnreadable as exc:
+            # Never deleted: a process with a wrong or outdated key must not sign everyone out.
+            logger.error(
+                "token record of user %s account %s not used: %s; treated as signed out, record kept",
+                user_id,
+                account_id,
+                exc,
+            )
+            return None
 
-    async def _drop(self, user_id: str, why: str) -> TokenData | None:
-        await self.store.delete(user_id)
-        logger.warning("token deleted for user %s: %s; they must sign in again", user_id, why)
-        return None
+    async def _drop(self, stored: StoredToken, why: str) -> TokenData | None:
+        data = stored.data
+        if await self.store.delete_if_unchanged(stored):
+            logger.warning(
+                "token deleted for user %s account %s: %s; they must sign in again", data.user_id, data.account_id, why
+            )
+            return None
+        logger.info("token record of user %s account %s was replaced meanwhile; kept", data.user_id, data.account_id)
+        current = await self._read(data.account_id, data.user_id)
+        return current.data if current is not None and not current.data.expires_within(0) else None
 
 
 def build_token_manager(config: OAuthConfig, settings: Settings) -> TokenManager:
@@ -211,19 +275,38 @@ def build_token_manager(config: OAuthConfig, settings: Settings) -> TokenManager
     records = KeyValueBackend(config.storage, state) if config.storage is not None else state
     http = config.http_client or httpx.AsyncClient(timeout=10.0)
     ims = ImsClient(http, config.ims_url or settings.ims_url or DEFAULT_IMS_URL, config.client_id, config.client_secret)
-    return TokenManager(config, TokenStore(cipher, records), state, ims, http, owns_http=config.http_client is None)
+    return TokenManager(
+        config, TokenStore(cipher, records), state, ims, http, owns_http=config.http_client is None, dev=settings.dev
+    )
+
+
+def check_keys_at_start_up(config: OAuthConfig | None, settings: Settings) -> None:
+    """Refuse to start (`EncryptionKeyMismatch`) when the keys cannot open the key canary: for the
+    CLI and worker start-up, outside any event loop, before the process serves anything."""
+    if config is None:
+        return
+
+    async def check() -> None:
+        manager = build_token_manager(config, settings)
+        try:
+            await manager.check_keys()
+        finally:
+            await manager.close()
+
+    asyncio.run(check())
 
 
 async def run_as_event_user(manager: TokenManager, chain: NextFunc, event: AnyEvent) -> AnyResponse:
-    """Run `chain` with the event user's stored token bound for `get_user_token()`, when they signed in.
+    """Run `chain` with the event user's stored token bound for `get_user_token()`, when they signed in
+    from an event of the same account (the tenant the token was issued for).
 
     Without a stored token the handler still runs and `get_user_token()` raises. An IMS outage
     with an expired token propagates, so a worker retries the task later.
     """
-    if current_user_token() is not None or not event.user_id:
+    if current_user_token() is not None or not event.user_id or not event.account_id:
         return await chain(event)
     started = time.perf_counter()
-    data = await manager.get_token(event.user_id)
+    data = await manager.get_token(event.user_id, account_id=event.account_id)
     if data is None:
         return await chain(event)
     logger.debug("bound token of user %s in %.1fms", event.user_id, (time.perf_counter() - started) * 1000)
