@@ -15,7 +15,8 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.disk import DiskStore
 
 from frameio_kit import App
-from shared.errors import EncryptionKeyMismatch
+from shared.core.events import WebhookEvent
+from shared.errors import ConfigurationError, EncryptionKeyMismatch
 from shared.oauth.config import OAuthConfig, get_user_token
 from shared.oauth.token_manager import IMS_TIMEOUT, LOCK_TIMEOUT, REFRESH_DEADLINE, TokenManager, build_token_manager
 from shared.oauth.token_store import (
@@ -25,7 +26,7 @@ from shared.oauth.token_store import (
     key_fingerprint,
 )
 from shared.redis_keys import key_canary_key, user_token_key, user_token_lock_key
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from tests.ims_standin import CLIENT_ID, CLIENT_SECRET
 
 KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
@@ -397,3 +398,45 @@ def test_reference_oauth_example_with_a_real_py_key_value_disk_store(ims, redis_
     on_disk = b"".join(p.read_bytes() for p in (tmp_path / "tokens").rglob("*") if p.is_file())
     assert on_disk, "DiskStore wrote nothing"
     assert pair["access_token"].encode() not in on_disk and pair["refresh_token"].encode() not in on_disk
+
+
+def test_reference_get_token_by_user_id_answers_for_the_running_events_account_only(ims, redis_server, monkeypatch):
+    """The reference's `app.token_manager.get_token(user_id=...)`: inside a handler it means the
+    event's account; outside one, the account must be named (tokens are bound to tenants)."""
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("FRAMEIO_KIT_ENCRYPTION_KEYS", KEY_A)
+    get_settings.cache_clear()
+    app = App(
+        oauth=OAuthConfig(
+            client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url="https://kit.example.test", ims_url=ims.url
+        )
+    )
+    pair = fresh_pair(ims)
+    seen: dict[str, Any] = {}
+
+    @app.on_webhook("file.ready", secret="s" * 32)
+    async def handler(event: WebhookEvent) -> None:
+        data = await app.token_manager.get_token(user_id="user-1")
+        seen[event.account_id] = data.access_token.get_secret_value() if data else None
+
+    async def work() -> None:
+        await app.token_manager.store_token("user-1", pair, account_id=ACC)
+        with pytest.raises(ConfigurationError):
+            await app.token_manager.get_token(user_id="user-1")
+        spec = app.webhook_handlers["file.ready"]
+        for account in (ACC, "acc-other"):
+            event = WebhookEvent.model_validate(
+                {
+                    "type": "file.ready",
+                    "account": {"id": account},
+                    "workspace": {"id": "w"},
+                    "resource": {"id": "r", "type": "file"},
+                    "user": {"id": "user-1"},
+                }
+            )
+            await app.run(spec, event)
+        await app.aclose()
+
+    asyncio.run(work())
+    get_settings.cache_clear()
+    assert seen == {ACC: pair["access_token"], "acc-other": None}

@@ -18,7 +18,7 @@ from shared.core.events import ActionEvent, AnyEvent, ResourceType, WebhookEvent
 from shared.core.middleware import Middleware, NextFunc, build_chain
 from shared.core.ui import AnyResponse, Message
 from shared.errors import ConfigurationError, SecretResolutionError
-from shared.oauth.config import OAuthConfig
+from shared.oauth.config import OAuthConfig, bind_event_account, reset_event_account
 from shared.settings import SigningSecrets, get_settings
 
 if TYPE_CHECKING:
@@ -275,12 +275,19 @@ class Registry:
 
     async def run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
         """Run the handler through the middleware chain."""
-        # OAuth: webhooks and action jobs (workers) see the event user's stored token, if they signed in.
-        if self._oauth is not None and (spec.kind != "action" or spec.require_user_auth):
-            from shared.oauth.token_manager import run_as_event_user
+        if self._oauth is None:
+            return await spec.chain(event)
+        # The event's account is the tenant `token_manager.get_token(user_id)` answers for in the handler.
+        handle = bind_event_account(event.account_id or None)
+        try:
+            # Webhooks and action jobs (workers) see the event user's stored token, if they signed in.
+            if spec.kind != "action" or spec.require_user_auth:
+                from shared.oauth.token_manager import run_as_event_user
 
-            return await run_as_event_user(self.token_manager, spec.chain, event)
-        return await spec.chain(event)
+                return await run_as_event_user(self.token_manager, spec.chain, event)
+            return await spec.chain(event)
+        finally:
+            reset_event_account(handle)
 
     # -- clients and OAuth ----------------------------------------------------------------
 

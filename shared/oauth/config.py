@@ -19,6 +19,7 @@ AuthCompleteCallback = Callable[[ActionEvent], Awaitable[None]]
 the user's token bound (`get_user_token()` works inside)."""
 
 _current_user_token: ContextVar[str | None] = ContextVar("frameio_kit_user_token", default=None)
+_current_account: ContextVar[str | None] = ContextVar("frameio_kit_event_account", default=None)
 
 
 class OAuthConfig(BaseModel):
@@ -86,3 +87,17 @@ def set_user_token(token: str | None) -> Token[str | None]:
 
 def reset_user_token(handle: Token[str | None]) -> None:
     _current_user_token.reset(handle)
+
+
+def current_event_account() -> str | None:
+    """The account of the event whose handler is running, or None outside a handler."""
+    return _current_account.get()
+
+
+def bind_event_account(account_id: str | None) -> Token[str | None]:
+    """Bind the verified event's account while its handler runs; returns the handle to reset."""
+    return _current_account.set(account_id)
+
+
+def reset_event_account(handle: Token[str | None]) -> None:
+    _current_account.reset(handle)

@@ -24,6 +24,7 @@ from shared.core.events import AnyEvent
 from shared.core.middleware import NextFunc
 from shared.core.ui import AnyResponse
 from shared.errors import (
+    ConfigurationError,
     GrantRejected,
     IdentityProviderUnavailable,
     LockUnavailable,
@@ -31,7 +32,14 @@ from shared.errors import (
     TokenRefreshError,
     TokenUnreadable,
 )
-from shared.oauth.config import DEFAULT_IMS_URL, OAuthConfig, current_user_token, reset_user_token, set_user_token
+from shared.oauth.config import (
+    DEFAULT_IMS_URL,
+    OAuthConfig,
+    current_event_account,
+    current_user_token,
+    reset_user_token,
+    set_user_token,
+)
 from shared.oauth.token_store import (
     KeyValueBackend,
     MemoryBackend,
@@ -137,15 +145,18 @@ class TokenManager:
     def cipher(self) -> TokenCipher:
         return self.store.cipher
 
-    async def get_token(self, user_id: str, *, account_id: str) -> TokenData | None:
+    async def get_token(self, user_id: str, *, account_id: str | None = None) -> TokenData | None:
         """The user's tokens for `account_id`, refreshed first when within `token_refresh_buffer_seconds` of expiry.
 
         A token is bound to the account it was issued for: another account's events never get it.
+        Without `account_id`, the account of the event whose handler is running (the reference's
+        `get_token(user_id=...)` inside a handler); outside a handler it must be given.
         None when the user has not signed in for that account, IMS rejected the refresh (the record
         is then deleted, unless it was replaced meanwhile), or the record cannot be decrypted (kept:
         a key problem, logged with the key fingerprints). Raises `IdentityProviderUnavailable` only
         when IMS is down and the access token has already expired.
         """
+        account_id = _account_for(account_id)
         if not account_id or not user_id:
             return None
         stored = await self._read(account_id, user_id)
@@ -204,8 +215,12 @@ class TokenManager:
         logger.info("token refreshed for user %s account %s", user_id, account_id)
         return fresh
 
-    async def store_token(self, user_id: str, token: TokenData | Mapping[str, Any], *, account_id: str) -> TokenData:
-        """Store (replace) a user's tokens for `account_id`: a `TokenData` or an IMS token response."""
+    async def store_token(
+        self, user_id: str, token: TokenData | Mapping[str, Any], *, account_id: str | None = None
+    ) -> TokenData:
+        """Store (replace) a user's tokens for `account_id` (default: the running handler's event's
+        account): a `TokenData` or an IMS token response."""
+        account_id = _account_for(account_id)
         if isinstance(token, TokenData):
             data = token.model_copy(update={"user_id": user_id, "account_id": account_id})
         else:
@@ -213,8 +228,9 @@ class TokenManager:
         await self.store.save(data)
         return data
 
-    async def delete_token(self, user_id: str, *, account_id: str) -> None:
-        """Forget a user's tokens for `account_id` (sign out)."""
+    async def delete_token(self, user_id: str, *, account_id: str | None = None) -> None:
+        """Forget a user's tokens for `account_id` (default: the running handler's event's account): sign out."""
+        account_id = _account_for(account_id)
         await self.store.delete(account_id, user_id)
         logger.info("token deleted for user %s account %s", user_id, account_id)
 
@@ -294,6 +310,16 @@ def check_keys_at_start_up(config: OAuthConfig | None, settings: Settings) -> No
             await manager.close()
 
     asyncio.run(check())
+
+
+def _account_for(account_id: str | None) -> str:
+    """The tenant a token call is for: the one given, else the running handler's event's account."""
+    account = account_id if account_id is not None else current_event_account()
+    if account is None:
+        raise ConfigurationError(
+            "tokens are bound to the account they were issued for: pass account_id=... outside an event handler"
+        )
+    return account
 
 
 async def run_as_event_user(manager: TokenManager, chain: NextFunc, event: AnyEvent) -> AnyResponse:
