@@ -88,10 +88,12 @@ def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
     from shared.core.loading import load_app
+    from shared.jobs.signing import signing_keys
 
     settings = _settings_for(args.app)
     configure_logging(settings)
     load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
+    signing_keys(settings)
     uvicorn.run(
         "ingress.main:create_from_env",
         factory=True,
@@ -111,10 +113,12 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args.app)
-    from workers import runtime
     from workers.celery_app import app
+    from workers.runtime import current
 
-    runtime.get_kit_app()
+    runtime = current()
+    runtime.signer  # noqa: B018 - a missing job-signing key fails here, with exit 2
+    runtime.app  # noqa: B018
     name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
     argv = [
         "worker",

@@ -129,6 +129,8 @@ def _export_dev_env(settings: Settings, redis_url: str, host: str) -> dict[str, 
         generated["CUSTOM_ACTION_SECRET"] = DEV_ACTION_SECRET if loopback else secrets.token_urlsafe(24)
     if settings.encryption_keys is None:
         generated["FRAMEIO_KIT_ENCRYPTION_KEYS"] = Fernet.generate_key().decode("ascii")
+    if settings.job_signing_keys is None:  # one per session, shared by the ingress and worker children
+        generated["FRAMEIO_KIT_JOB_SIGNING_KEYS"] = secrets.token_urlsafe(32)
     os.environ.update(
         {"FRAMEIO_KIT_DEV": "1", "REDIS_URL": redis_url, "FRAMEIO_KIT_BROKER_URL": redis_url, **generated}
     )

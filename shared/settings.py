@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     api_url: str | None = Field(None, validation_alias=_env("FRAMEIO_KIT_API_URL"))
     encryption_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_ENCRYPTION_KEYS"))
     dev: bool = Field(False, validation_alias=_env("FRAMEIO_KIT_DEV"))
+    # Signed job envelopes (docs/security.md): comma separated, first signs, all verify.
+    job_signing_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_JOB_SIGNING_KEYS"))
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
     host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))

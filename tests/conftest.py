@@ -15,6 +15,7 @@ import redis
 from shared.settings import get_settings
 from tests.helpers import (
     ACTION_SECRET,
+    JOB_SIGNING_KEY,
     ROOT,
     WEBHOOK_SECRET,
     RedisServer,
@@ -60,6 +61,7 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("FRAMEIO_KIT_") or name in {"WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_APP"}:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("FRAMEIO_KIT_JOB_SIGNING_KEYS", JOB_SIGNING_KEY)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -78,6 +80,7 @@ def base_env(redis_server: RedisServer) -> dict[str, str]:
             "TEST_RECORD_URL": redis_server.db_url(1),
             "PYTHONPATH": str(ROOT),
             "FRAMEIO_KIT_VISIBILITY_TIMEOUT": "6",
+            "FRAMEIO_KIT_JOB_SIGNING_KEYS": JOB_SIGNING_KEY,
             "FRAMEIO_KIT_RETRY_BACKOFF": "0.2",
             "PYTHONUNBUFFERED": "1",
         }

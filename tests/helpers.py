@@ -25,6 +25,7 @@ T = TypeVar("T")
 
 WEBHOOK_SECRET = "test-webhook-secret-5f2a"
 ACTION_SECRET = "test-action-secret-9c1d"
+JOB_SIGNING_KEY = "test-job-signing-key-0123456789abcdef"
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""Worker lifecycle: load the integration at start so a bad FRAMEIO_APP fails fast; stop the loop at the end."""
+"""Worker lifecycle: load the integration and the job-signing keys at start so a bad FRAMEIO_APP or a
+missing key fails fast; stop the loop at the end."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from celery.signals import setup_logging, worker_init, worker_shutdown
 
 from shared.logs import configure_logging
 from shared.settings import get_settings
-from workers import runtime
+from workers.runtime import current
 
 
 @setup_logging.connect
@@ -26,13 +27,16 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
 
 @worker_init.connect
 def _load_integration(**_: Any) -> None:
-    runtime.get_kit_app()
+    runtime = current()
+    runtime.signer  # noqa: B018 - built now, so a missing key stops the worker at start
+    runtime.app  # noqa: B018
 
 
 @worker_shutdown.connect
 def _stop_loop(**_: Any) -> None:
+    runtime = current()
     try:  # close the loop's API client and token manager (HTTP + Redis) before the loop stops
-        runtime.run(runtime.get_kit_app().aclose())
+        runtime.run(runtime.app.aclose())
     except Exception:
         logging.getLogger("frameio_kit.worker").warning("closing clients at shutdown failed", exc_info=True)
-    runtime.shutdown()
+    runtime.stop_loop()
