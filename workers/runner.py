@@ -164,7 +164,9 @@ class JobRunner(Generic[J]):
             self._dead_letter(job, reason, record.error, task_id)
             return
         delay = retry_delay(attempt - 1, spec.retry_backoff)
-        logger.warning("retrying %s task=%s attempt=%d in %.1fs: %s", job.ids, task_id, attempt, delay, record.error)
+        logger.warning(
+            "retrying %s task=%s attempt=%d in %.1fs\n%s", job.ids, task_id, attempt, delay, record.traceback
+        )
         metrics.record_task(job.handler_key, "retried")
         try:
             raise task.retry(
