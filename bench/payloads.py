@@ -12,6 +12,7 @@ from shared.core.signature import compute_signature
 
 WEBHOOK_SECRET = "bench-webhook-secret-1f3e"
 ACTION_SECRET = "bench-action-secret-77aa"
+JOB_SIGNING_KEY = "bench-job-signing-key-5d0c-0123456789abcdef"
 BODY_BYTES = 1024
 
 

@@ -33,6 +33,7 @@ from bench.procs import PY, Server, WrkResult, cpu_seconds, rss_mb, start_kit_in
 from frameio_kit.testing import RedisServer, Service, celery_command, cli_command, wait_until  # noqa: E402
 from ingress.producer import build_task_message  # noqa: E402
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key  # noqa: E402
+from shared.jobs.signing import JobSigner  # noqa: E402
 
 QUEUE = "frameio-kit"
 SOAK_CHUNK = 240
@@ -58,9 +59,13 @@ class Bench:
             "FRAMEIO_APP": "bench.kit_app:app",
             "WEBHOOK_SECRET": payloads.WEBHOOK_SECRET,
             "CUSTOM_ACTION_SECRET": payloads.ACTION_SECRET,
+            "FRAMEIO_KIT_JOB_SIGNING_KEYS": payloads.JOB_SIGNING_KEY,
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
         }
+
+        # Worker runs are fed pre-built messages: signed as the ingress signs them, or the workers refuse them.
+        self.signer = JobSigner([payloads.JOB_SIGNING_KEY.encode()])
 
     def close(self) -> None:
         self.r.close()
@@ -208,7 +213,7 @@ class Bench:
                 received_at=time.time(),
                 idempotency_key=idempotency_key(event_type, body),
             )
-            out.append(build_task_message(task, job.model_dump(), job.describe(), QUEUE))
+            out.append(build_task_message(task, job.model_dump(), job.describe(), QUEUE, self.signer))
         return out
 
     def drain(

@@ -89,6 +89,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
     from shared.core.loading import load_app
+    from shared.jobs.signing import signing_keys
     from shared.oauth.token_manager import check_keys_at_start_up
 
     if args.host:
@@ -103,6 +104,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
             "multi-step form state; set FRAMEIO_KIT_ACTION_STATE=redis or run one worker process"
         )
     check_keys_at_start_up(app.oauth, settings)
+    signing_keys(settings)
     uvicorn.run(
         "ingress.main:create_from_env",
         factory=True,
@@ -123,10 +125,13 @@ def _run_ingress(args: argparse.Namespace) -> int:
 def _run_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args.app)
     from shared.oauth.token_manager import check_keys_at_start_up
-    from workers import runtime
     from workers.celery_app import app
+    from workers.runtime import current
 
-    check_keys_at_start_up(runtime.get_kit_app().oauth, settings)
+    runtime = current()
+    runtime.signer  # noqa: B018 - a missing job-signing key fails here, with exit 2
+    runtime.app  # noqa: B018
+    check_keys_at_start_up(runtime.app.oauth, settings)
     name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
     argv = [
         "worker",

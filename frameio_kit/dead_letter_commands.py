@@ -1,4 +1,5 @@
-"""`frameio-kit dead-letters list | show ID | replay ID|--all | purge`: inspect and replay dead letters."""
+"""`frameio-kit dead-letters list | show ID | replay ID|--all | purge`: inspect and replay dead letters
+of every job kind. Replays are signed with FRAMEIO_KIT_JOB_SIGNING_KEYS; refused jobs are never replayed."""
 
 from __future__ import annotations
 
@@ -6,19 +7,21 @@ import argparse
 import json
 import sys
 
-from shared.jobs.dead_letters import DeadLetter, DeadLetterStore
+from shared.jobs.dead_letters import DeadLetter, DeadLetterStore, printable
 from shared.settings import Settings, get_settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `dead-letters` command and its actions on the CLI's subparsers."""
-    parser = sub.add_parser("dead-letters", help="list, show, replay or purge dead-lettered webhook events")
+    parser = sub.add_parser(
+        "dead-letters", help="list, show, replay or purge dead-lettered jobs (webhooks, action jobs)"
+    )
     actions = parser.add_subparsers(title="actions", dest="action", required=True)
     listing = actions.add_parser("list", help="newest first, one line each")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    show = actions.add_parser("show", help="one dead letter as JSON: event, error and attempt history")
+    show = actions.add_parser("show", help="one dead letter as JSON: job, error and attempt history")
     show.add_argument("id", help="dead-letter id (or a unique prefix)")
-    replay = actions.add_parser("replay", help="queue dead-lettered events again, with a fresh attempt count")
+    replay = actions.add_parser("replay", help="queue dead-lettered jobs again, signed, with a fresh attempt count")
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", help="dead-letter id (or a unique prefix)")
     target.add_argument("--all", action="store_true", help="replay every dead letter")
@@ -60,21 +63,32 @@ def _show(store: DeadLetterStore, letter_id: str) -> int:
 
 
 def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -> int:
+    from shared.jobs.signing import JobSigner
+
+    signer = JobSigner.from_settings(settings)  # no key: exit 2 before anything is sent
     letters: list[DeadLetter]
     if letter_id is None:
-        letters = store.recent(store.count() or 1)
+        letters = [x for x in store.recent(store.count() or 1) if x.replayable]
     else:
         found = store.get(letter_id)
         if found is None:
             return _not_found(letter_id)
+        if not found.replayable:
+            print(
+                f"frameio-kit: dead letter {found.id} was refused ({found.reason}): no ingress accepted it, "
+                "so it is not replayed",
+                file=sys.stderr,
+            )
+            return 1
         letters = [found]
     from shared.jobs.publish import producer_app, send_job  # Celery only for this action
 
     celery = producer_app(settings)
     try:
         for letter in letters:
-            task_id = store.replay(letter, lambda job: send_job(celery, job, settings.queue))
-            print(f"replayed {letter.id} {letter.job.event_type} resource={letter.job.resource_id} task={task_id}")
+            task_id = store.replay(letter, lambda job: send_job(celery, job, settings.queue, signer))
+            what = letter.job.ids if letter.job is not None else letter.task
+            print(printable(f"replayed {letter.id} {what} task={task_id}"))
     finally:
         celery.close()
     print(f"replayed {len(letters)} dead letter(s)")
@@ -82,5 +96,5 @@ def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -
 
 
 def _not_found(letter_id: str) -> int:
-    print(f"frameio-kit: no dead letter {letter_id!r} (or the prefix is ambiguous)", file=sys.stderr)
+    print(printable(f"frameio-kit: no dead letter {letter_id!r} (or the prefix is ambiguous)"), file=sys.stderr)
     return 1

@@ -124,7 +124,7 @@ def dev_environment(settings: Settings, redis_url: str) -> tuple[dict[str, str],
     if settings.encryption_keys is None:
         generated["FRAMEIO_KIT_ENCRYPTION_KEYS"] = Fernet.generate_key().decode("ascii")
     # The ingress signs the jobs it queues and workers verify them: one key for the whole tree.
-    if getattr(settings, "job_signing_keys", None) is None:
+    if settings.job_signing_keys is None:
         generated["FRAMEIO_KIT_JOB_SIGNING_KEYS"] = new_secret()
     env = {"FRAMEIO_KIT_DEV": "1", "REDIS_URL": redis_url, "FRAMEIO_KIT_BROKER_URL": redis_url, **generated}
     return env, generated

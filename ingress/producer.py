@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.errors import BrokerUnavailable
+from shared.jobs.signing import JobSigner
 from shared.redis_keys import dedup_key, ledger_due_key, ledger_key
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,18 @@ class _Ids:
 _ids = _Ids()
 
 
-def build_task_message(task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str) -> bytes:
-    """A Celery protocol-2 message as kombu's Redis transport stores it."""
+_EMBED = orjson.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+
+
+def build_task_message(
+    task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str, signer: JobSigner | None = None
+) -> bytes:
+    """A Celery protocol-2 message as kombu's Redis transport stores it, its kwargs signed by `signer`
+    (workers refuse unsigned jobs; only tests build one without)."""
     task_id = _ids.next()
-    body = orjson.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    # The signed kwargs are serialised once and spliced into the body: no second JSON pass.
+    kwargs_json = signer.signed_json(task_name, kwargs) if signer is not None else orjson.dumps(kwargs)
+    body = b"[[]," + kwargs_json + b"," + _EMBED + b"]"
     return orjson.dumps(
         {
             "body": base64.b64encode(body).decode("ascii"),

@@ -1,4 +1,4 @@
-"""What one ingress process holds for its lifetime: the App, settings, Redis and the producer."""
+"""What one ingress process holds for its lifetime: the App, settings, Redis, the producer and the job signer."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from ingress.celery_producer import CeleryProducer
 from ingress.producer import RedisProducer, build_task_message
 from shared.core.registry import Registry
+from shared.jobs.signing import JobSigner
 from shared.redis_client import async_client
 from shared.settings import Settings
 
@@ -23,6 +24,7 @@ class IngressState:
     def __init__(self, app: Registry, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.signer = JobSigner.from_settings(settings)
         self.redis = async_client(settings.redis_url, "ingress")
         self.producer = RedisProducer(
             self.redis,
@@ -38,10 +40,10 @@ class IngressState:
         ]
 
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
-        """Durably queue one task; True when new, False for a duplicate delivery."""
+        """Durably queue one task, signed; True when new, False for a duplicate delivery."""
         if self.celery_producer is not None:
-            return await self.celery_producer.enqueue(task_name, kwargs, kwargsrepr, key)
-        message = build_task_message(task_name, kwargs, kwargsrepr, self.settings.queue)
+            return await self.celery_producer.enqueue(task_name, self.signer.sign(task_name, kwargs), kwargsrepr, key)
+        message = build_task_message(task_name, kwargs, kwargsrepr, self.settings.queue, self.signer)
         return await self.producer.enqueue(message, key)
 
     async def redis_ready(self) -> bool:

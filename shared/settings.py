@@ -75,6 +75,8 @@ class Settings(SigningSecrets):
     dev_secrets_file: Path = Field(
         Path("~/.frameio-kit/dev-secrets.json"), validation_alias=_env("FRAMEIO_KIT_DEV_SECRETS_FILE")
     )
+    # Signed job envelopes (docs/security.md): comma separated, first signs, all verify.
+    job_signing_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_JOB_SIGNING_KEYS"))
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
     host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))

@@ -15,6 +15,7 @@ from frameio_kit.testing.pytest_plugin import frameio_redis  # noqa: F401 - the 
 from shared.settings import get_settings
 from tests.helpers import (
     ACTION_SECRET,
+    JOB_SIGNING_KEY,
     ROOT,
     WEBHOOK_SECRET,
     RedisServer,
@@ -57,6 +58,7 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("FRAMEIO_KIT_") or name in {"WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_APP"}:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("FRAMEIO_KIT_JOB_SIGNING_KEYS", JOB_SIGNING_KEY)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -75,6 +77,7 @@ def base_env(redis_server: RedisServer) -> dict[str, str]:
             "TEST_RECORD_URL": redis_server.db_url(1),
             "PYTHONPATH": str(ROOT),
             "FRAMEIO_KIT_VISIBILITY_TIMEOUT": "6",
+            "FRAMEIO_KIT_JOB_SIGNING_KEYS": JOB_SIGNING_KEY,
             "FRAMEIO_KIT_RETRY_BACKOFF": "0.2",
             "PYTHONUNBUFFERED": "1",
         }

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 WEBHOOK_SECRET = "test-webhook-secret-5f2a"
 ACTION_SECRET = "test-action-secret-9c1d"
+JOB_SIGNING_KEY = "test-job-signing-key-0123456789abcdef"
 
 _IDS = {"account_id": "acc-1", "workspace_id": "ws-1", "project_id": "proj-1", "user_id": "user-1"}
 

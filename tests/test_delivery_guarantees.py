@@ -64,7 +64,9 @@ def test_redelivered_event_whose_handler_completed_is_not_run_again(start_ingres
     body, headers = sign_request(webhook_payload("redelivered-1"), WEBHOOK_SECRET)
     assert _post_raw(url, body, headers).status_code == 202
     wait_until(lambda: _done_for(records, "redelivered-1"), timeout=20, what="the first run")
-    assert redis_client.exists(done_key(idempotency_key("file.ready", body)))
+    # The handler records before it returns; the marker is written just after.
+    key = done_key(idempotency_key("file.ready", body))
+    wait_until(lambda: redis_client.exists(key), timeout=5, what="the completion marker")
 
     assert _post_raw(url, body, headers).status_code == 202
     worker.wait_for_output(r"skipped file\.ready resource=redelivered-1 .*already completed", timeout=20)

@@ -19,7 +19,7 @@ from ingress.app import create_app
 from shared.core.events import WebhookEvent
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 from shared.settings import Settings
-from tests.helpers import WEBHOOK_SECRET, RedisServer, webhook_payload
+from tests.helpers import JOB_SIGNING_KEY, WEBHOOK_SECRET, RedisServer, webhook_payload
 
 QUEUE = "frameio-kit"
 MAX_BODY = 8192
@@ -38,7 +38,12 @@ async def _never_runs_here(event: WebhookEvent) -> None:  # no worker in these t
 
 @pytest.fixture(scope="module")
 def ingress(redis_server: RedisServer) -> Iterator[tuple[TestClient, redis.Redis]]:
-    config = Settings(redis_url=redis_server.url, webhook_secret=WEBHOOK_SECRET, max_body_bytes=MAX_BODY)
+    config = Settings(
+        redis_url=redis_server.url,
+        webhook_secret=WEBHOOK_SECRET,
+        max_body_bytes=MAX_BODY,
+        job_signing_keys=JOB_SIGNING_KEY,
+    )
     client = redis.Redis.from_url(redis_server.url)
     with TestClient(create_app(fuzz_app, config), raise_server_exceptions=False) as http:
         yield http, client

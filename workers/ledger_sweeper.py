@@ -12,22 +12,20 @@ from celery.signals import worker_ready, worker_shutdown
 
 from shared.jobs.ledger import sweep_ledger
 from shared.redis_client import sync_client
-from shared.settings import get_settings
+from workers.runtime import WorkerRuntime, current
 
 logger = logging.getLogger("frameio_kit.worker")
-
-_stop = threading.Event()
 
 
 def sweep_interval(visibility_timeout: int) -> float:
     return float(max(1, min(30, visibility_timeout // 4)))
 
 
-def _sweep_forever() -> None:
-    settings = get_settings()
+def _sweep_forever(runtime: WorkerRuntime) -> None:
+    settings = runtime.settings
     client = sync_client(settings.redis_url, "worker")
     interval = sweep_interval(settings.visibility_timeout)
-    while not _stop.wait(interval):
+    while not runtime.ledger_stop.wait(interval):
         try:
             sweep_ledger(client, settings.queue, settings.ledger_stale_after, lock_seconds=int(interval))
         except (redis.RedisError, OSError) as exc:
@@ -37,12 +35,13 @@ def _sweep_forever() -> None:
 
 @worker_ready.connect
 def _start(**_: Any) -> None:
-    if not get_settings().broker_is_redis:
+    runtime = current()
+    if not runtime.settings.broker_is_redis:
         return
-    _stop.clear()
-    threading.Thread(target=_sweep_forever, name="frameio-kit-ledger", daemon=True).start()
+    runtime.ledger_stop.clear()
+    threading.Thread(target=_sweep_forever, args=(runtime,), name="frameio-kit-ledger", daemon=True).start()
 
 
 @worker_shutdown.connect
 def _finish(**_: Any) -> None:
-    _stop.set()
+    current().ledger_stop.set()

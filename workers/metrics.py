@@ -1,4 +1,4 @@
-"""Worker-side Prometheus metrics: tasks by outcome, handler duration, retries and queue depth.
+"""Worker-side Prometheus metrics: tasks of every kind by outcome, handler duration, retries and queue depth.
 
 Served on FRAMEIO_KIT_WORKER_METRICS_PORT (0: off) by the worker's main process once it is ready.
 Counters live in the process that runs the handlers: the threads and solo pools (the default).
@@ -21,15 +21,17 @@ from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("frameio_kit.worker")
 
-Outcome = Literal["done", "retried", "dead_lettered", "skipped"]
+Outcome = Literal["done", "retried", "dead_lettered", "skipped", "refused"]
 
-TASKS = Counter("frameio_kit_worker_tasks", "Webhook task runs by event type and outcome.", ["event_type", "outcome"])
-RETRIES = Counter(
-    "frameio_kit_worker_retries", "Webhook handler runs that failed and were scheduled again.", ["event_type"]
+TASKS = Counter(
+    "frameio_kit_worker_tasks",
+    "Task runs (webhooks by event type, action jobs by job name; refused jobs as '-') by outcome.",
+    ["event_type", "outcome"],
 )
+RETRIES = Counter("frameio_kit_worker_retries", "Handler runs that failed and were scheduled again.", ["event_type"])
 HANDLER_SECONDS = Histogram(
     "frameio_kit_worker_handler_seconds",
-    "Time spent in a webhook handler (middleware included), successful or not.",
+    "Time spent in a webhook or action-job handler (middleware included), successful or not.",
     ["event_type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )

@@ -1,4 +1,6 @@
-"""The worker process's runtime: the integration's App and one event loop for its lifetime.
+"""What a worker process holds for its lifetime, on one object: settings, the integration's App, the
+event loop its handlers run on, the dead-letter store, the job signer and the lifecycle state
+(shutdown grace timer, ledger sweeper stop flag).
 
 Async handlers of every task in the process run on one loop in a daemon thread, so handlers that
 wait on I/O overlap (with the threads pool) and no task pays for a new loop.
@@ -15,55 +17,101 @@ from typing import Any, TypeVar
 
 from shared.core.loading import load_app
 from shared.core.registry import Registry, disable_secret_check
-from shared.settings import get_settings
+from shared.jobs.dead_letters import DeadLetterStore
+from shared.jobs.signing import JobSigner
+from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("frameio_kit.worker")
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_app: Registry | None = None
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid: int | None = None
+
+class WorkerRuntime:
+    """One per worker process. Loop and store are rebuilt in a forked child (prefork pool)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._app: Registry | None = None
+        self._signer: JobSigner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_pid: int | None = None
+        self._store: tuple[int, DeadLetterStore] | None = None
+        self.grace_timer: threading.Timer | None = None
+        self.ledger_stop = threading.Event()
+
+    @property
+    def settings(self) -> Settings:
+        return get_settings()
+
+    @property
+    def app(self) -> Registry:
+        """The integration's App, imported once per process from FRAMEIO_APP."""
+        with self._lock:
+            if self._app is None:
+                disable_secret_check()
+                self._app = load_app(self.settings.frameio_app)
+            return self._app
+
+    def set_app(self, app: Registry) -> None:
+        """Use an App object directly (in-process workers, tests)."""
+        self._app = app
+
+    @property
+    def signer(self) -> JobSigner:
+        """Verifies job envelopes; built at worker start so a missing key fails there."""
+        with self._lock:
+            if self._signer is None:
+                self._signer = JobSigner.from_settings(self.settings)
+            return self._signer
+
+    @property
+    def store(self) -> DeadLetterStore:
+        """The process's store (one Redis connection pool per process, rebuilt after a fork)."""
+        with self._lock:
+            if self._store is None or self._store[0] != os.getpid():
+                self._store = (os.getpid(), DeadLetterStore.from_settings(self.settings))
+            return self._store[1]
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # A forked child inherits the parent's loop object but not its thread.
+            if self._loop is None or self._loop_pid != os.getpid() or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="frameio-kit-loop", daemon=True)
+                thread.start()
+                self._loop, self._loop_pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the process loop and wait for its result from the calling (pool) thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self._get_loop()).result()
+
+    def stop_loop(self) -> None:
+        """Stop the loop at worker shutdown, after running tasks have finished."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None and self._loop_pid == os.getpid() and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+
+
+_runtime = WorkerRuntime()
+
+
+def current() -> WorkerRuntime:
+    """The process's runtime (Celery's signal handlers and tasks have no other way to reach it)."""
+    return _runtime
 
 
 def get_kit_app() -> Registry:
-    """The integration's App, imported once per process from FRAMEIO_APP."""
-    global _app
-    with _lock:
-        if _app is None:
-            disable_secret_check()
-            _app = load_app(get_settings().frameio_app)
-        return _app
+    """The integration's App (`current().app`)."""
+    return _runtime.app
 
 
 def set_kit_app(app: Registry) -> None:
     """Use an App object directly (in-process workers, tests)."""
-    global _app
-    _app = app
-
-
-def _get_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
-    with _lock:
-        # A forked child inherits the parent's loop object but not its thread.
-        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="frameio-kit-loop", daemon=True)
-            thread.start()
-            _loop, _loop_pid = loop, os.getpid()
-        return _loop
+    _runtime.set_app(app)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on the process loop and wait for its result from the calling (pool) thread."""
-    return asyncio.run_coroutine_threadsafe(coro, _get_loop()).result()
-
-
-def shutdown() -> None:
-    """Stop the loop at worker shutdown, after running tasks have finished."""
-    global _loop
-    with _lock:
-        loop, _loop = _loop, None
-    if loop is not None and _loop_pid == os.getpid() and loop.is_running():
-        loop.call_soon_threadsafe(loop.stop)
+    """Run `coro` on the process loop (`current().run`)."""
+    return _runtime.run(coro)

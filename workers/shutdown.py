@@ -15,25 +15,24 @@ from typing import Any
 from celery.signals import worker_shutting_down
 from celery.worker import state
 
-from shared.settings import get_settings
+from workers.runtime import current
 
 logger = logging.getLogger("frameio_kit.worker")
 
 _EXIT_REQUEUED = 1
-_timer: threading.Timer | None = None
 
 
 @worker_shutting_down.connect
 def _start_grace_period(sig: str = "", how: str = "", **_: Any) -> None:
-    global _timer
-    if how != "Warm" or _timer is not None:
+    runtime = current()
+    if how != "Warm" or runtime.grace_timer is not None:
         return
-    grace = get_settings().shutdown_grace
+    grace = runtime.settings.shutdown_grace
     running = len(state.active_requests)
     logger.info("shutting down on %s: %d handlers running, waiting up to %.0fs for them", sig, running, grace)
-    _timer = threading.Timer(grace, _requeue_and_exit)
-    _timer.daemon = True
-    _timer.start()
+    timer = runtime.grace_timer = threading.Timer(grace, _requeue_and_exit)
+    timer.daemon = True
+    timer.start()
 
 
 def _requeue_and_exit() -> None:

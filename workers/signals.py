@@ -1,4 +1,5 @@
-"""Worker lifecycle: load the integration at start so a bad FRAMEIO_APP fails fast; stop the loop at the end."""
+"""Worker lifecycle: load the integration and the job-signing keys at start so a bad FRAMEIO_APP or a
+missing key fails fast; stop the loop at the end."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from shared.errors import EncryptionKeyMismatch
 from shared.logs import configure_logging
 from shared.oauth.token_manager import check_keys_at_start_up
 from shared.settings import get_settings
-from workers import runtime
+from workers.runtime import current
 
 
 @setup_logging.connect
@@ -28,8 +29,10 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
 
 @worker_init.connect
 def _load_integration(**_: Any) -> None:
+    runtime = current()
+    runtime.signer  # noqa: B018 - built now, so a missing key stops the worker at start
     try:
-        check_keys_at_start_up(runtime.get_kit_app().oauth, get_settings())
+        check_keys_at_start_up(runtime.app.oauth, get_settings())
     except EncryptionKeyMismatch as exc:
         # Celery logs and ignores exceptions from signal handlers; SystemExit is what stops `celery -A workers worker`.
         raise SystemExit(f"frameio-kit: configuration error: {exc}") from None
@@ -37,8 +40,9 @@ def _load_integration(**_: Any) -> None:
 
 @worker_shutdown.connect
 def _stop_loop(**_: Any) -> None:
+    runtime = current()
     try:  # close the loop's API client and token manager (HTTP + Redis) before the loop stops
-        runtime.run(runtime.get_kit_app().aclose())
+        runtime.run(runtime.app.aclose())
     except Exception:
         logging.getLogger("frameio_kit.worker").warning("closing clients at shutdown failed", exc_info=True)
-    runtime.shutdown()
+    runtime.stop_loop()

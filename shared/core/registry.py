@@ -177,17 +177,26 @@ class Registry:
 
         return decorator
 
-    def on_action_job(self, job: str) -> Callable[[H], H]:
+    def on_action_job(
+        self, job: str, *, max_retries: int | None = None, retry_backoff: float | None = None
+    ) -> Callable[[H], H]:
         """Decorator to register the worker-side follow-up of an action, run by `hand_off(event, job)`.
 
         The function receives the `ActionEvent` (with `form_history` and `answers`) in a worker,
-        through the middleware chain, and is retried like a webhook handler; its return value is
-        ignored (the user already had their answer).
+        through the middleware chain, and is retried like a webhook handler (`max_retries` and
+        `retry_backoff` as for `on_webhook`), then dead-lettered; its return value is ignored (the
+        user already had their answer).
         """
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"on_action_job({job!r}): max_retries must be >= 0")
+        if retry_backoff is not None and retry_backoff < 0:
+            raise ValueError(f"on_action_job({job!r}): retry_backoff must be >= 0")
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
-            self._action_jobs[job] = self._spec("action_job", job, func, None)
+            self._action_jobs[job] = self._spec(
+                "action_job", job, func, None, max_retries=max_retries, retry_backoff=retry_backoff
+            )
             return func
 
         return decorator

@@ -7,11 +7,15 @@ messages already queued.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, Field
 
+from shared.jobs.redaction import string_leaves
+
 HANDLE_WEBHOOK = "frameio_kit.handle_webhook"
+HANDLE_ACTION_JOB = "frameio_kit.handle_action_job"
 
 
 class WebhookJob(BaseModel):
@@ -19,6 +23,8 @@ class WebhookJob(BaseModel):
 
     Never a secret or token: workers read tokens from the token store.
     """
+
+    task_name: ClassVar[str] = HANDLE_WEBHOOK
 
     event_type: str
     resource_id: str
@@ -31,14 +37,25 @@ class WebhookJob(BaseModel):
         """The short form shown in Flower and logs (`kwargsrepr`)."""
         return f"{{'event_type': {self.event_type!r}, 'resource_id': {self.resource_id!r}}}"
 
+    def private_values(self) -> list[str]:
+        """What exception text must not quote: a webhook carries Frame.io's ids only."""
+        return []
+
+    @property
+    def handler_key(self) -> str:
+        """What the handler is registered under (`on_webhook`)."""
+        return self.event_type
+
+    @property
+    def ids(self) -> str:
+        """The ids a log line or dead-letter listing carries."""
+        return f"{self.event_type} resource={self.resource_id}"
+
 
 def idempotency_key(event_type: str, body: bytes) -> str:
     """Stable id for one delivery: Frame.io sends no event id, so the event type plus a hash of
     the raw body stands in for one. Retried deliveries of the same event share it."""
     return hashlib.sha256(event_type.encode("utf-8") + b"\n" + body).hexdigest()
-
-
-HANDLE_ACTION_JOB = "frameio_kit.handle_action_job"
 
 
 class ActionJob(BaseModel):
@@ -48,6 +65,8 @@ class ActionJob(BaseModel):
     context of its first call (for submissions that omit it) and the user's id; never a token:
     a worker that needs one reads it from the token store.
     """
+
+    task_name: ClassVar[str] = HANDLE_ACTION_JOB
 
     job: str
     event_type: str
@@ -64,7 +83,30 @@ class ActionJob(BaseModel):
         """The short form shown in Flower and logs (`kwargsrepr`): ids only, no form answers."""
         return f"{{'job': {self.job!r}, 'interaction_id': {self.interaction_id!r}}}"
 
+    def private_values(self) -> list[str]:
+        """What exception text must not quote: the user's answers (this step's and earlier ones)."""
+        try:
+            data = orjson.loads(self.body).get("data")
+        except (orjson.JSONDecodeError, AttributeError):
+            data = None
+        return [*string_leaves(self.form_history), *string_leaves(self.context), *string_leaves(data)]
+
+    @property
+    def handler_key(self) -> str:
+        """What the handler is registered under (`on_action_job`)."""
+        return self.job
+
+    @property
+    def ids(self) -> str:
+        """The ids a log line or dead-letter listing carries."""
+        return f"job {self.job} interaction={self.interaction_id}"
+
 
 def action_job_key(job: str, body: bytes) -> str:
     """De-duplication key of a hand-off: one job per (job name, action step body)."""
     return hashlib.sha256(b"action-job\n" + job.encode("utf-8") + b"\n" + body).hexdigest()
+
+
+AnyJob = WebhookJob | ActionJob
+JOB_MODELS: dict[str, type[WebhookJob] | type[ActionJob]] = {HANDLE_WEBHOOK: WebhookJob, HANDLE_ACTION_JOB: ActionJob}
+"""Each task name's job model: a dead letter is replayed to the task it came from."""

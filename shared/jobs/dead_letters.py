@@ -1,20 +1,22 @@
-"""The dead-letter store: webhook events whose handler gave up, with their error and attempt history.
+"""The dead-letter store: jobs of every kind (webhooks, action jobs) whose handler gave up, with their
+error and attempt history, and the ids of refused jobs (unsigned or malformed: never their content).
 
 Bounded (FRAMEIO_KIT_DEAD_LETTER_MAX entries, oldest dropped first) and kept for
-FRAMEIO_KIT_DEAD_LETTER_RETENTION seconds. Also owns the per-event attempt history and completion marker.
+FRAMEIO_KIT_DEAD_LETTER_RETENTION seconds. Also owns the per-job attempt history and completion marker.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Literal
 
 import redis
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
-from shared.jobs.contract import WebhookJob
+from shared.jobs.contract import HANDLE_WEBHOOK, JOB_MODELS, ActionJob, AnyJob, WebhookJob
 from shared.redis_client import sync_client
 from shared.redis_keys import (
     attempts_key,
@@ -26,7 +28,9 @@ from shared.redis_keys import (
 )
 from shared.settings import Settings
 
-Reason = Literal["exhausted", "permanent", "no_handler"]
+Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "malformed"]
+REFUSED: frozenset[Reason] = frozenset({"unsigned", "malformed"})
+"""Reasons of jobs that were never run: no ingress signed them (or they do not parse). Never replayed."""
 _TRACEBACK_CHARS = 4000
 
 
@@ -41,35 +45,67 @@ class Attempt(BaseModel):
     traceback: str = ""
 
     @classmethod
-    def from_exception(cls, exc: BaseException, *, number: int, task_id: str, started: float) -> Attempt:
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        number: int,
+        task_id: str,
+        started: float,
+        scrub: Callable[[str], str] = str,
+    ) -> Attempt:
+        """`scrub` removes what must not be stored (form answers, tokens) from the error and traceback."""
         tb = "".join(traceback.format_exception(exc))
         return cls(
             number=number,
             task_id=task_id,
             finished_at=time.time(),
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            error=describe_error(exc),
-            traceback=tb[-_TRACEBACK_CHARS:],
+            error=scrub(describe_error(exc)),
+            traceback=scrub(tb[-_TRACEBACK_CHARS:]),
         )
 
 
 class DeadLetter(BaseModel):
-    """A dead-lettered webhook event: enough to inspect it and to queue it again."""
+    """A dead-lettered job: enough to inspect it and to queue it again to the task it came from.
+
+    A refused job (reason in REFUSED) keeps only its task name and task id, never its content.
+    """
 
     id: str
+    task: str = HANDLE_WEBHOOK
+    task_id: str = ""
     reason: Reason
     error: str
     dead_lettered_at: float
     attempts: list[Attempt]
-    job: WebhookJob
+    job: WebhookJob | ActionJob | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _job_of_its_task(cls, data: Any) -> Any:
+        # Both job models ignore unknown fields, so the task name, not the shape, says which one it is.
+        if isinstance(data, dict) and isinstance(data.get("job"), dict):
+            model = JOB_MODELS.get(str(data.get("task", HANDLE_WEBHOOK)), WebhookJob)
+            data = {**data, "job": model.model_validate(data["job"])}
+        return data
+
+    @property
+    def replayable(self) -> bool:
+        return self.job is not None and self.reason not in REFUSED
 
     @property
     def summary(self) -> str:
+        """One line for `dead-letters list`, with every control character escaped."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.dead_lettered_at))
-        return (
-            f"{self.id}  {stamp}  {self.job.event_type}  resource={self.job.resource_id}  "
-            f"attempts={len(self.attempts)}  {self.reason}: {self.error}"
-        )
+        what = self.job.ids if self.job is not None else f"{self.task} task={self.task_id}"
+        return printable(f"{self.id}  {stamp}  {what}  attempts={len(self.attempts)}  {self.reason}: {self.error}")
+
+
+def printable(text: str) -> str:
+    """`text` with control and other non-printable characters shown as escapes: ids and error
+    texts come from outside and must not drive the operator's terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -148,10 +184,12 @@ class DeadLetterStore:
 
     # -- dead letters -----------------------------------------------------------------------
 
-    def dead_letter(self, job: WebhookJob, reason: Reason, error: str) -> DeadLetter:
+    def dead_letter(self, job: AnyJob, reason: Reason, error: str, task_id: str = "") -> DeadLetter:
         """Move `job` and its attempt history into the store."""
         letter = DeadLetter(
             id=dead_letter_id(job.idempotency_key),
+            task=job.task_name,
+            task_id=task_id,
             reason=reason,
             error=error,
             dead_lettered_at=time.time(),
@@ -164,6 +202,25 @@ class DeadLetterStore:
         pipe.delete(attempts_key(job.idempotency_key))
         pipe.hdel(ledger_key(), job.idempotency_key)
         pipe.zrem(ledger_due_key(), job.idempotency_key)
+        pipe.execute()
+        self._trim()
+        return letter
+
+    def refused(self, task: str, task_id: str, reason: Reason, error: str) -> DeadLetter:
+        """Record a job that was not run (unsigned, malformed): its task name and task id only."""
+        task_id = task_id[:64]
+        letter = DeadLetter(
+            id=hashlib.sha256(f"{task}\n{task_id}".encode()).hexdigest()[:16],
+            task=task[:64],
+            task_id=task_id,
+            reason=reason,
+            error=error,
+            dead_lettered_at=time.time(),
+            attempts=[],
+        )
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(dead_letter_key(letter.id), letter.model_dump_json(), ex=self._retention)
+        pipe.zadd(dead_letter_index_key(), {letter.id: letter.dead_lettered_at})
         pipe.execute()
         self._trim()
         return letter
@@ -205,12 +262,15 @@ class DeadLetterStore:
         matches = [i for i in ids if i.startswith(id_or_prefix)]
         return self._load(matches[0]) if len(matches) == 1 else None
 
-    def replay(self, letter: DeadLetter, send: Callable[[WebhookJob], str]) -> str:
-        """Queue the event again with a fresh attempt count, then drop it from the store.
+    def replay(self, letter: DeadLetter, send: Callable[[AnyJob], str]) -> str:
+        """Queue the job again with a fresh attempt count, then drop it from the store.
 
         Sent before it is removed: a crash in between leaves it here, and replaying it twice is
-        harmless once it has completed (the completion marker skips the second run).
+        harmless once it has completed (the completion marker skips the second run). A refused
+        job is never replayed: no ingress accepted it.
         """
+        if letter.job is None or not letter.replayable:
+            raise ValueError(f"dead letter {letter.id} was refused ({letter.reason}) and cannot be replayed")
         self._redis.delete(attempts_key(letter.job.idempotency_key))
         task_id = send(letter.job)
         self._remove({letter.id})

@@ -1,4 +1,4 @@
-"""Queue a webhook job through Celery's own producer: the ingress with a non-Redis broker, and replays.
+"""Queue a job through Celery's own producer: the ingress with a non-Redis broker, and replays.
 
 Synchronous (Celery's producer is): async callers run it in a thread.
 """
@@ -9,7 +9,8 @@ from typing import Any
 
 from celery import Celery
 
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
+from shared.jobs.contract import AnyJob
+from shared.jobs.signing import JobSigner
 from shared.settings import Settings
 
 # Bounded reconnects: the caller has a time budget (the ingress answers Frame.io within 5 s).
@@ -45,6 +46,6 @@ def send_task(app: Celery, task_name: str, kwargs: dict[str, Any], kwargsrepr: s
     return str(result.id)
 
 
-def send_job(app: Celery, job: WebhookJob, queue: str) -> str:
-    """Queue a webhook job for the workers (used to replay dead letters)."""
-    return send_task(app, HANDLE_WEBHOOK, job.model_dump(), job.describe(), queue)
+def send_job(app: Celery, job: AnyJob, queue: str, signer: JobSigner) -> str:
+    """Queue a job, signed, to the task of its kind (used to replay dead letters)."""
+    return send_task(app, job.task_name, signer.sign(job.task_name, job.model_dump()), job.describe(), queue)

@@ -1,0 +1,200 @@
+"""The one job runner behind every task: verify the envelope, load the job, skip it if completed,
+run the handler through the middleware chain, record attempts, retry with backoff, dead-letter
+after the last attempt or a PermanentError, and count each outcome.
+
+A `JobKind` says what differs between kinds: the job model, the handler table and how to build
+the event. Webhooks and action jobs are two kinds; a new kind is one more `JobKind`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import redis
+from celery import Task
+from celery.exceptions import Reject, Retry
+from pydantic import ValidationError
+
+from shared.actions.state import apply_context
+from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
+from shared.core.registry import HandlerSpec, Registry
+from shared.errors import PermanentError
+from shared.jobs.contract import ActionJob, WebhookJob
+from shared.jobs.dead_letters import Attempt, Reason, printable
+from shared.jobs.redaction import Redactor
+from shared.jobs.signing import unsigned
+from shared.settings import get_settings
+from workers import metrics
+from workers.runtime import WorkerRuntime
+
+logger = logging.getLogger("frameio_kit.worker")
+
+T = TypeVar("T")
+J = TypeVar("J", WebhookJob, ActionJob)
+
+# Publishing a retry survives a short broker outage (a Redis restart) instead of failing at once.
+_RETRY_PUBLISH_POLICY = {"max_retries": 20, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
+_STATE_DEADLINE = 30.0
+
+
+class HandlerFailed(Exception):
+    """Stands in for a handler's exception in Celery's retry (events, Flower): scrubbed text only."""
+
+
+def retry_delay(attempt: int, base: float | None = None) -> float:
+    """Exponential backoff with jitter: base * 2^attempt, scaled by a random 50-100%, capped."""
+    settings = get_settings()
+    raw = (settings.retry_backoff if base is None else base) * (2**attempt)
+    return float(min(raw * random.uniform(0.5, 1.0), settings.retry_delay_cap))  # noqa: S311 - jitter, not crypto
+
+
+def with_redis(what: str, call: Callable[[], T]) -> T:
+    """Bookkeeping must not lose the message when Redis blips: retry for a while, then hand the
+    message back to the broker (requeue) rather than acknowledge it."""
+    deadline = time.monotonic() + _STATE_DEADLINE
+    delay = 0.1
+    while True:
+        try:
+            return call()
+        except (redis.RedisError, OSError) as exc:
+            if time.monotonic() > deadline:
+                logger.error("redis unavailable for %s: requeueing the message", what)
+                raise Reject(exc, requeue=True) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _webhook_event(job: WebhookJob) -> AnyEvent:
+    event = WebhookEvent.model_validate_json(job.body).with_idempotency_key(job.idempotency_key)
+    event.timestamp = job.timestamp
+    return event
+
+
+def _action_job_event(job: ActionJob) -> AnyEvent:
+    event = apply_context(ActionEvent.model_validate_json(job.body), job.context).with_form_history(job.form_history)
+    event.timestamp = job.timestamp
+    return event
+
+
+@dataclass(frozen=True)
+class JobKind(Generic[J]):
+    """What differs between job kinds; the task name comes from the model (shared/jobs/contract.py)."""
+
+    model: type[J]
+    handlers: Callable[[Registry], dict[str, HandlerSpec]]
+    build_event: Callable[[J], AnyEvent]
+
+    @property
+    def task_name(self) -> str:
+        return self.model.task_name
+
+
+WEBHOOKS: JobKind[WebhookJob] = JobKind(WebhookJob, lambda app: app.webhook_handlers, _webhook_event)
+ACTION_JOBS: JobKind[ActionJob] = JobKind(ActionJob, lambda app: app.action_job_handlers, _action_job_event)
+
+
+class JobRunner(Generic[J]):
+    """Runs one task message of one kind; a Celery task hands it `self` and its kwargs."""
+
+    def __init__(self, kind: JobKind[J], runtime: WorkerRuntime) -> None:
+        self.kind: JobKind[J] = kind
+        self.runtime = runtime
+
+    def __call__(self, task: Task, kwargs: dict[str, Any]) -> None:
+        task_id = str(task.request.id)
+        # Before anything else: a job no ingress signed must not reach the store, a handler or a token.
+        verdict = self.runtime.signer.verify(self.kind.task_name, kwargs)
+        if verdict != "valid":
+            self._refuse(task_id, "unsigned", f"job signature {verdict}")
+            return
+        try:
+            job = self.kind.model.model_validate(unsigned(kwargs))
+        except ValidationError:
+            self._refuse(task_id, "malformed", "signed job does not match its schema")
+            return
+        store = self.runtime.store
+        if with_redis("the completion check", lambda: store.is_done(job.idempotency_key)):
+            logger.info("skipped %s task=%s: already completed", job.ids, task_id)
+            metrics.record_task(job.handler_key, "skipped")
+            return
+        app = self.runtime.app
+        spec = self.kind.handlers(app).get(job.handler_key)
+        if spec is None:
+            self._dead_letter(job, "no_handler", f"no handler for {job.handler_key}", task_id)
+            return
+        event = self.kind.build_event(job)
+        attempt = task.request.retries + 1
+        logger.info("started %s task=%s attempt=%d", job.ids, task_id, attempt)
+        started = time.perf_counter()
+        failure: Exception | None = None
+        try:
+            self.runtime.run(app.run(spec, event))
+        except Retry:
+            raise
+        except Exception as exc:
+            failure = exc
+        metrics.observe_handler(job.handler_key, time.perf_counter() - started)
+        if failure is not None:
+            # Outside the except block: the retry Celery raises must not chain the original
+            # exception, whose text would reach task events and Flower unscrubbed.
+            self._failed(task, spec, job, failure, attempt, started)
+            return
+        with_redis("the completion marker", lambda: store.mark_done(job.idempotency_key))
+        metrics.record_task(job.handler_key, "done")
+        logger.info(
+            "done %s task=%s attempt=%d %.1fms", job.ids, task_id, attempt, (time.perf_counter() - started) * 1000
+        )
+
+    def _failed(self, task: Task, spec: HandlerSpec, job: J, exc: Exception, attempt: int, started: float) -> None:
+        task_id = str(task.request.id)
+        scrub = Redactor(job.private_values())
+        record = Attempt.from_exception(exc, number=attempt, task_id=task_id, started=started, scrub=scrub)
+        store = self.runtime.store
+        with_redis("the attempt history", lambda: store.record_attempt(job.idempotency_key, record))
+        max_retries = self.runtime.settings.max_retries if spec.max_retries is None else spec.max_retries
+        permanent = isinstance(exc, PermanentError)
+        if permanent or attempt > max_retries:
+            reason: Reason = "permanent" if permanent else "exhausted"
+            logger.error("failed %s task=%s attempt=%d (%s)\n%s", job.ids, task_id, attempt, reason, record.traceback)
+            self._dead_letter(job, reason, record.error, task_id)
+            return
+        delay = retry_delay(attempt - 1, spec.retry_backoff)
+        logger.warning(
+            "retrying %s task=%s attempt=%d in %.1fs\n%s", job.ids, task_id, attempt, delay, record.traceback
+        )
+        metrics.record_task(job.handler_key, "retried")
+        try:
+            raise task.retry(
+                exc=HandlerFailed(record.error),
+                countdown=delay,
+                retry_policy=_RETRY_PUBLISH_POLICY,
+                # The retry message gets the same short description as the first: Celery would
+                # otherwise put a repr of every kwarg (body, answers) in its headers and events.
+                kwargsrepr=job.describe(),
+                argsrepr="()",
+            )
+        except Reject as rejected:
+            # Celery acks (drops) a message whose retry could not be published; keep it instead.
+            raise Reject(rejected.reason, requeue=True) from None
+
+    def _dead_letter(self, job: J, reason: Reason, error: str, task_id: str) -> None:
+        store = self.runtime.store
+        letter = with_redis("the dead-letter store", lambda: store.dead_letter(job, reason, error, task_id))
+        metrics.record_task(job.handler_key, "dead_lettered")
+        logger.error(
+            "dead-lettered %s task=%s id=%s attempts=%d: %s", job.ids, task_id, letter.id, len(letter.attempts), reason
+        )
+
+    def _refuse(self, task_id: str, reason: Reason, error: str) -> None:
+        """Not run, acknowledged, counted and recorded by its ids only (never its content)."""
+        store = self.runtime.store
+        letter = with_redis("the dead-letter store", lambda: store.refused(self.kind.task_name, task_id, reason, error))
+        metrics.record_task("-", "refused")
+        logger.error(
+            "refused %s task=%s id=%s: %s (not run)", self.kind.task_name, printable(task_id[:64]), letter.id, error
+        )
