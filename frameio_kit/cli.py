@@ -87,6 +87,7 @@ def _settings_for(app_ref: str | None) -> Settings:
 def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ingress.server import LimitedHttpToolsProtocol
     from shared.loading import load_app
 
     settings = _settings_for(args.app)
@@ -99,12 +100,11 @@ def _run_ingress(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=LimitedHttpToolsProtocol,
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
-        timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
     return 0
 
