@@ -88,6 +88,7 @@ def _settings_for(app_ref: str | None) -> Settings:
 def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ingress.server import LimitedHttpToolsProtocol
     from shared.core.loading import load_app
     from shared.jobs.signing import signing_keys
     from shared.oauth.token_manager import check_keys_at_start_up
@@ -112,12 +113,11 @@ def _run_ingress(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=LimitedHttpToolsProtocol,
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
-        timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
     return 0
 

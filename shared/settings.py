@@ -48,6 +48,11 @@ class Settings(SigningSecrets):
     visibility_timeout: int = Field(900, ge=2, validation_alias=_env("FRAMEIO_KIT_VISIBILITY_TIMEOUT"))
     max_body_bytes: int = Field(1024 * 1024, ge=1, validation_alias=_env("FRAMEIO_KIT_MAX_BODY_BYTES"))
     body_timeout: float = Field(10.0, gt=0, validation_alias=_env("FRAMEIO_KIT_BODY_TIMEOUT"))
+    # Connection limits of the ingress (ingress/server.py, docs/decisions.md "Request limits").
+    max_header_bytes: int = Field(16 * 1024, ge=1024, validation_alias=_env("FRAMEIO_KIT_MAX_HEADER_BYTES"))
+    header_timeout: float = Field(10.0, gt=0, validation_alias=_env("FRAMEIO_KIT_HEADER_TIMEOUT"))
+    keep_alive_timeout: int = Field(5, ge=1, validation_alias=_env("FRAMEIO_KIT_KEEP_ALIVE_TIMEOUT"))
+    max_connections: int = Field(1000, ge=16, validation_alias=_env("FRAMEIO_KIT_MAX_CONNECTIONS"))
     enqueue_timeout: float = Field(3.0, gt=0, le=4.5, validation_alias=_env("FRAMEIO_KIT_ENQUEUE_TIMEOUT"))
     max_retries: int = Field(2, ge=0, validation_alias=_env("FRAMEIO_KIT_MAX_RETRIES"))
     retry_backoff: float = Field(2.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RETRY_BACKOFF"))
