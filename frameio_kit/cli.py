@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from frameio_kit import dead_letter_commands, operations_commands
+from frameio_kit import dead_letter_commands, flower_command, operations_commands
 from shared.errors import AppLoadError
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     dead_letter_commands.add_parser(sub)
     operations_commands.add_parsers(sub)
+    flower_command.add_parser(sub)
     return parser
 
 
