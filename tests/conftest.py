@@ -137,6 +137,16 @@ def ims() -> Iterator[Any]:
     server.stop()
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from tests.containers.stack import NUMBERS
+
+    measured = config.stash.get(NUMBERS, {})
+    if measured:
+        terminalreporter.write_sep("-", "container numbers")
+        for name, value in measured.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 def _healthy(url: str, svc: Service) -> bool:
     if svc.proc.poll() is not None:
         raise AssertionError(f"ingress exited with {svc.proc.returncode}:\n{svc.output()[-3000:]}")
