@@ -129,7 +129,8 @@ def test_every_service_becomes_healthy_by_its_own_healthcheck(stack: Stack) -> N
 
 def test_a_webhook_from_frameio_kit_send_is_handled_by_a_worker_container(stack: Stack, store: redis.Redis) -> None:
     resource = f"send-{uuid.uuid4().hex[:8]}"
-    argv = cli("send", "file.ready", "--url", stack.ingress_url, "--secret", stack.secrets.webhook)
+    # --secret=VALUE: a random secret may begin with "-", which argparse would read as an option.
+    argv = cli("send", "file.ready", "--url", stack.ingress_url, f"--secret={stack.secrets.webhook}")
     sent = subprocess.run(
         [*argv, "--resource-id", resource], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
     )
