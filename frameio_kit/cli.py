@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from frameio_kit import dead_letter_commands, operations_commands
+from frameio_kit import dead_letter_commands, flower_command, operations_commands
 from frameio_kit.dev_secrets import refuse_known_secrets
 from shared.errors import AppLoadError, ConfigurationError
 from shared.logs import configure_logging
@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
     dead_letter_commands.add_parser(sub)
     operations_commands.add_parsers(sub)
+    flower_command.add_parser(sub)
     return parser
 
 

@@ -137,4 +137,14 @@ def ims() -> Iterator[Any]:
     server.stop()
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from tests.containers.stack import NUMBERS
+
+    measured = config.stash.get(NUMBERS, {})
+    if measured:
+        terminalreporter.write_sep("-", "container numbers")
+        for name, value in measured.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 __all__ = ["ACTION_SECRET", "WEBHOOK_SECRET"]

@@ -1,4 +1,5 @@
 """docker-compose.yml, run without Docker: each service's command exactly as written, against a real redis-server.
+(tests/test_containers.py runs the same file with Docker, where an engine is available.)
 
 What containers provide and a shared test machine does not (a network namespace each, the compose
 network's "redis" host) is supplied through environment overrides: a private Redis, 127.0.0.1 and
@@ -67,7 +68,10 @@ def test_compose_file_describes_a_scalable_durable_authenticated_stack():
     grace = float(worker["environment"]["FRAMEIO_KIT_SHUTDOWN_GRACE"])
     assert int(worker["stop_grace_period"].rstrip("s")) > grace
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
-    assert "5555:5555" in services["flower"]["ports"]
+    # Flower on the host's loopback only, behind `frameio-kit flower`'s refusal of example passwords.
+    assert [interpolate(p, {}) for p in services["flower"]["ports"]] == ["127.0.0.1:5555:5555"]
+    assert services["flower"]["command"] == ["frameio-kit", "flower"]
+    assert [interpolate(p, {}) for p in services["ingress"]["ports"]] == ["8000:8000"]
     with pytest.raises(AssertionError, match="FLOWER_BASIC_AUTH"):
         interpolate(services["flower"]["environment"]["FLOWER_BASIC_AUTH"], {})
 

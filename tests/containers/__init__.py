@@ -1,0 +1,1 @@
+"""Container test support: stand-in base images, the compose override, the stack driver."""
