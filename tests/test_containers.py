@@ -26,7 +26,7 @@ import redis
 import yaml
 
 from tests.containers.stack import NUMBERS, REQUIRED, Secrets, Stack, engine_problem, scratch_checkout, write_env
-from tests.helpers import ROOT, cli, post_signed, signed, wait_until, webhook_payload
+from tests.helpers import ROOT, cli_command, post_signed, sign_request, wait_until, webhook_payload
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
 
@@ -130,7 +130,7 @@ def test_every_service_becomes_healthy_by_its_own_healthcheck(stack: Stack) -> N
 def test_a_webhook_from_frameio_kit_send_is_handled_by_a_worker_container(stack: Stack, store: redis.Redis) -> None:
     resource = f"send-{uuid.uuid4().hex[:8]}"
     # --secret=VALUE: a random secret may begin with "-", which argparse would read as an option.
-    argv = cli("send", "file.ready", "--url", stack.ingress_url, f"--secret={stack.secrets.webhook}")
+    argv = cli_command("send", "file.ready", "--url", stack.ingress_url, f"--secret={stack.secrets.webhook}")
     sent = subprocess.run(
         [*argv, "--resource-id", resource], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
     )
@@ -151,7 +151,7 @@ def test_300_webhooks_are_handled_once_each_across_three_worker_containers(
     with httpx.Client(base_url=stack.ingress_url, timeout=10) as client, ThreadPoolExecutor(16) as pool:
 
         def post(resource: str) -> httpx.Response:
-            body, headers = signed(webhook_payload(resource), stack.secrets.webhook)
+            body, headers = sign_request(webhook_payload(resource), stack.secrets.webhook)
             return client.post("/", content=body, headers=headers)
 
         responses = list(pool.map(post, resources))

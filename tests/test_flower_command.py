@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from frameio_kit.cli import main
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, cli_command
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,9 @@ def test_flower_refuses_a_missing_empty_or_example_password(
 def test_flower_with_the_example_env_exits_2_naming_the_variable() -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
     env["FLOWER_BASIC_AUTH"] = "admin:change-me"  # .env.example's line
-    done = subprocess.run(cli("flower"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        cli_command("flower"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2
     assert "FLOWER_BASIC_AUTH" in done.stderr and "example password" in done.stderr
 
