@@ -25,6 +25,7 @@ FrameioKitError
 │   └── LockUnavailable          another process held a user's refresh lock past the wait budget
 ├── DevError                     `frameio-kit dev` cannot start
 ├── RedisServerUnavailable       frameio_kit.testing: no `redis-server` on PATH, or it did not start
+├── HandlerFailed                stands in for a handler's exception in Celery's retry: scrubbed text only
 └── PermanentError               raised by a handler: do not retry, dead-letter at once
 """
 
@@ -160,6 +161,10 @@ class DevError(FrameioKitError):
 
 class RedisServerUnavailable(FrameioKitError, RuntimeError):
     """No `redis-server` binary on PATH, or it did not start (`frameio_kit.testing`, dev mode)."""
+
+
+class HandlerFailed(FrameioKitError):
+    """Stands in for a handler's exception in Celery's retry (events, Flower): scrubbed text only."""
 
 
 class PermanentError(FrameioKitError):

@@ -178,7 +178,8 @@ def test_loopback_is_decided_by_address_not_by_prefix(host: str, loopback: bool)
     assert is_loopback_host(host) is loopback
 
 
-def test_dev_generates_fresh_random_secrets_each_session():
+def test_dev_generates_fresh_random_secrets_each_session(monkeypatch):
+    monkeypatch.delenv("FRAMEIO_KIT_JOB_SIGNING_KEYS", raising=False)
     first_env, first = dev_environment(Settings(), "redis://127.0.0.1:1/0")
     _, second = dev_environment(Settings(), "redis://127.0.0.1:1/0")
     for name in ("WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_KIT_JOB_SIGNING_KEYS"):

@@ -261,7 +261,9 @@ def test_health_check_answers_while_300_connections_stream_endless_headers(start
 
 
 def test_limits_hold_with_several_uvicorn_workers(start_ingress: StartIngress) -> None:
-    url = start_ingress(extra_env={"FRAMEIO_KIT_HEADER_TIMEOUT": "1"}, args=("--workers", "2"))
+    url = start_ingress(
+        extra_env={"FRAMEIO_KIT_HEADER_TIMEOUT": "1", "FRAMEIO_KIT_ACTION_STATE": "redis"}, args=("--workers", "2")
+    )
     assert httpx.get(url + "/healthz", timeout=5).status_code == 200
     assert httpx.get(url + "/healthz", headers={"X-Padding": "a" * 20_000}, timeout=5).status_code == 431
     with _connection(url) as sock:

@@ -151,7 +151,7 @@ def test_jobs_no_ingress_signed_never_run_nor_read_a_token(
         "job signature missing",
     ]
     assert records("webhook") == []
-    assert not any(monitor.touched(user_token_key(u)) for u in ("victim-a", "victim-b", "victim-c"))
+    assert not any(monitor.touched(user_token_key("acc-1", u)) for u in ("victim-a", "victim-b", "victim-c"))
     assert not any("forged-" in x.model_dump_json() for x in letters), "a refused job keeps its ids only"
     counted = samples(f"http://127.0.0.1:{metrics_port}/metrics")
     assert counted[("frameio_kit_worker_tasks_total", (("event_type", "-"), ("outcome", "refused")))] == 3
@@ -185,7 +185,9 @@ def test_jobs_no_ingress_signed_never_run_nor_read_a_token(
     assert post_signed(url, webhook_payload("accepted-1", user={"id": "user-ok"}), WEBHOOK_SECRET).status_code == 202
     ran = wait_until(lambda: records("webhook"), timeout=20, what="the signed webhook to run")
     assert ran[0]["resource"] == "accepted-1"
-    wait_until(lambda: monitor.touched(user_token_key("user-ok")), timeout=5, what="the worker to read the token")
+    wait_until(
+        lambda: monitor.touched(user_token_key("acc-1", "user-ok")), timeout=5, what="the worker to read the token"
+    )
 
 
 def test_retried_task_shows_no_answer_body_or_token_in_events_flower_logs_or_redis(

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from shared.actions.state import apply_context
 from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
 from shared.core.registry import HandlerSpec, Registry
-from shared.errors import PermanentError
+from shared.errors import HandlerFailed, PermanentError
 from shared.jobs.contract import ActionJob, WebhookJob
 from shared.jobs.dead_letters import Attempt, Reason, printable
 from shared.jobs.redaction import Redactor
@@ -40,10 +40,6 @@ J = TypeVar("J", WebhookJob, ActionJob)
 # Publishing a retry survives a short broker outage (a Redis restart) instead of failing at once.
 _RETRY_PUBLISH_POLICY = {"max_retries": 20, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
 _STATE_DEADLINE = 30.0
-
-
-class HandlerFailed(Exception):
-    """Stands in for a handler's exception in Celery's retry (events, Flower): scrubbed text only."""
 
 
 def retry_delay(attempt: int, base: float | None = None) -> float:
