@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import redis
 
-from frameio_kit import testing
 from shared.redis_keys import installation_intent_key, installation_key
 from tests.frameio_standin import FrameioStandIn
 from tests.helpers import Service, wait_until
@@ -191,6 +190,3 @@ def test_signed_out_visitors_see_only_the_landing_page(ingress: Ingress) -> None
         httpx.get(f"{ingress.url}/install/status", params={"account_id": "acc-A", "workspace_id": "ws-1"}).status_code
         == 401
     )
-
-
-_ = testing
