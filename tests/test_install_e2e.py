@@ -190,3 +190,22 @@ def test_signed_out_visitors_see_only_the_landing_page(ingress: Ingress) -> None
         httpx.get(f"{ingress.url}/install/status", params={"account_id": "acc-A", "workspace_id": "ws-1"}).status_code
         == 401
     )
+
+
+def test_after_rotation_old_and_new_secrets_pass_for_the_grace_period_then_only_the_new(
+    api: tuple[ImsServer, FrameioStandIn], ingress: Ingress
+) -> None:
+    ingress.start(FRAMEIO_KIT_INSTALL_SECRET_GRACE="3")
+    standin = api[1]
+    admin = Admin(ingress.url)
+    admin.sign_in()
+    admin.install("acc-A", "ws-1")
+    _, old = _secret_of(standin, "webhook", "acc-A", "ws-1")
+    admin.status("acc-A", "ws-1")
+    assert "Signing secrets rotated." in admin.post("rotate", "acc-A", "ws-1").text
+    _, new = _secret_of(standin, "webhook", "acc-A", "ws-1")
+    assert new != old and len(standin.webhooks) == 1
+    assert post(ingress.url, webhook("acc-A", "ws-1"), new) == 202
+    assert post(ingress.url, webhook("acc-A", "ws-1"), old) == 202
+    wait_until(lambda: post(ingress.url, webhook("acc-A", "ws-1"), old) == 401, timeout=15, what="grace to end")
+    assert post(ingress.url, webhook("acc-A", "ws-1"), new) == 202
