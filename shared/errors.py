@@ -25,6 +25,7 @@ FrameioKitError
 │   └── LockUnavailable          another process held a user's refresh lock past the wait budget
 ├── InstallationError            self-service install (docs/install.md)
 │   ├── InstallationNotFoundError  no install record for the event's account and workspace
+│   ├── InstallFailed            an install operation stopped; its public message goes on the page
 │   └── FrameioApiError          Frame.io refused or failed a webhook/action call during install
 ├── DevError                     `frameio-kit dev` cannot start
 ├── RedisServerUnavailable       frameio_kit.testing: no `redis-server` on PATH, or it did not start
@@ -163,6 +164,15 @@ class InstallationError(FrameioKitError):
 
 class InstallationNotFoundError(InstallationError):
     """No installation found for the given workspace."""
+
+
+class InstallFailed(InstallationError):
+    """An install, update, rotation or uninstall stopped; `public_message` says what happened and
+    what is left, for the install page."""
+
+    def __init__(self, public_message: str) -> None:
+        super().__init__(public_message)
+        self.public_message = public_message
 
 
 class FrameioApiError(InstallationError):

@@ -20,10 +20,10 @@ from starlette.routing import Route
 from ingress.install import pages
 from ingress.install.session import InstallSession, SessionStore, session_key
 from shared.core.registry import Registry
-from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, LockUnavailable
+from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, InstallFailed, LockUnavailable
 from shared.install.api import FrameioAdminApi
 from shared.install.models import compute_diff
-from shared.install.operations import Installer, InstallFailed
+from shared.install.operations import Installer
 from shared.install.options import InstallOptions
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
@@ -33,7 +33,7 @@ logger = logging.getLogger("frameio_kit.install")
 MAX_FORM_BYTES = 64 * 1024
 
 
-class PageError(Exception):
+class _PageError(Exception):
     """Ends a page handler with an error page (escaped message, status)."""
 
     def __init__(self, title: str, text: str, status: int) -> None:
@@ -82,7 +82,7 @@ def _context(request: Request) -> _Ctx:
     app: Registry = state.app
     options = app.install_options
     if options is None or app.oauth is None:
-        raise PageError("Not found", "Install is not enabled for this integration.", 404)
+        raise _PageError("Not found", "Install is not enabled for this integration.", 404)
     manager = app.token_manager
     key = id(manager)
     sessions = _stores.get(key)
@@ -100,12 +100,12 @@ def _page(handler: Callable[[Request, _Ctx], Awaitable[Response]]) -> Callable[[
     async def endpoint(request: Request) -> Response:
         try:
             ctx = _context(request)
-        except PageError as exc:
+        except _PageError as exc:
             return Response(exc.text, status_code=exc.status)
         try:
             response: Response = await handler(request, ctx)
             return response
-        except PageError as exc:
+        except _PageError as exc:
             logger.info("install page %s: %d %r", request.url.path, exc.status, exc.text)
             return pages.message(ctx.options, exc.title, exc.text, exc.status, back=f"{ctx.base}/install")
         except FrameioApiError as exc:
@@ -127,20 +127,20 @@ def _api(ctx: _Ctx, session: InstallSession) -> FrameioAdminApi:
 async def _session(request: Request, ctx: _Ctx) -> InstallSession:
     session = await ctx.sessions.load(request)
     if session is None:
-        raise PageError("Signed out", "Your session has ended. Sign in again.", 401)
+        raise _PageError("Signed out", "Your session has ended. Sign in again.", 401)
     return session
 
 
 async def _form(request: Request, session: InstallSession) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        raise PageError("Too large", "The form is too large.", 413)
+        raise _PageError("Too large", "The form is too large.", 413)
     try:
         form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
     except (UnicodeDecodeError, ValueError):
-        raise PageError("Bad form", "The form could not be read.", 400) from None
+        raise _PageError("Bad form", "The form could not be read.", 400) from None
     if not session.csrf_ok(form.get("csrf")):
-        raise PageError("Expired form", "This form has expired or did not come from this site. Reload the page.", 403)
+        raise _PageError("Expired form", "This form has expired or did not come from this site. Reload the page.", 403)
     return form
 
 
@@ -149,15 +149,15 @@ async def _check_scope(ctx: _Ctx, session: InstallSession, account_id: str, work
     not list is refused before any record is read or written."""
     bad_workspace = workspace_id is not None and (not workspace_id or len(workspace_id) > 200)
     if not account_id or len(account_id) > 200 or bad_workspace:
-        raise PageError("Bad request", "An account and workspace must be chosen.", 400)
+        raise _PageError("Bad request", "An account and workspace must be chosen.", 400)
     if not ctx.options.account_allowed(account_id):
         logger.warning("install refused: account %s is not in allowed_accounts (user %s)", account_id, session.user_id)
-        raise PageError("Not allowed", "This integration cannot be installed in this account.", 403)
+        raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
     api = _api(ctx, session)
     if account_id not in {str(a.get("id")) for a in await api.accounts()}:
-        raise PageError("Not allowed", "Your Adobe account has no access to this Frame.io account.", 403)
+        raise _PageError("Not allowed", "Your Adobe account has no access to this Frame.io account.", 403)
     if workspace_id is not None and workspace_id not in {str(w.get("id")) for w in await api.workspaces(account_id)}:
-        raise PageError("Not allowed", "Your Adobe account has no access to this workspace.", 403)
+        raise _PageError("Not allowed", "Your Adobe account has no access to this workspace.", 403)
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -186,19 +186,19 @@ async def _login(request: Request, ctx: _Ctx) -> Response:
 async def _callback(request: Request, ctx: _Ctx) -> Response:
     params = request.query_params
     if params.get("error"):
-        raise PageError("Sign-in failed", f"Adobe sign-in did not complete ({params.get('error', '')[:100]}).", 400)
+        raise _PageError("Sign-in failed", f"Adobe sign-in did not complete ({params.get('error', '')[:100]}).", 400)
     code, state = params.get("code"), params.get("state")
     if not code or not state:
-        raise PageError("Sign-in failed", "The sign-in answer is missing its code or state.", 400)
+        raise _PageError("Sign-in failed", "The sign-in answer is missing its code or state.", 400)
     verifier = await ctx.sessions.finish_sign_in(request, state)
     if verifier is None:
-        raise PageError("Sign-in failed", "This sign-in expired or was started in another browser. Sign in again.", 400)
+        raise _PageError("Sign-in failed", "This sign-in expired or began in another browser. Sign in again.", 400)
     try:
         payload = await ctx.manager.ims.exchange_code(code, verifier, f"{ctx.base}/install/callback")
     except GrantRejected:
-        raise PageError("Sign-in failed", "Adobe did not accept this sign-in. Sign in again.", 400) from None
+        raise _PageError("Sign-in failed", "Adobe did not accept this sign-in. Sign in again.", 400) from None
     except IdentityProviderUnavailable:
-        raise PageError("Sign-in failed", "Adobe sign-in is unavailable right now. Try again shortly.", 502) from None
+        raise _PageError("Sign-in failed", "Adobe sign-in is unavailable right now. Try again shortly.", 502) from None
     token = str(payload["access_token"])
     user_id = await FrameioAdminApi(token, ctx.manager.http, ctx.settings.api_url).me()
     response = RedirectResponse(f"{ctx.base}/install", status_code=303, headers={"Cache-Control": "no-store"})
@@ -309,11 +309,11 @@ def _config(ctx: _Ctx, form: dict[str, str], current: dict[str, str] | None) -> 
         if not value and f.is_sensitive and current and f.name in current:
             value = current[f.name]
         if f.required and not value:
-            raise PageError("Missing value", f"'{f.label}' is required.", 400)
+            raise _PageError("Missing value", f"'{f.label}' is required.", 400)
         if f.type == "select" and value and value not in f.options:
-            raise PageError("Bad value", f"'{f.label}' must be one of the listed options.", 400)
+            raise _PageError("Bad value", f"'{f.label}' must be one of the listed options.", 400)
         if len(value) > 10_000:
-            raise PageError("Bad value", f"'{f.label}' is too long.", 400)
+            raise _PageError("Bad value", f"'{f.label}' is too long.", 400)
         config[f.name] = value
     return config
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
-from shared.errors import FrameioApiError, InstallationError, InstallationNotFoundError
+from shared.errors import FrameioApiError, InstallationNotFoundError, InstallFailed
 from shared.install.api import FrameioAdminApi
 from shared.install.models import (
     ActionRecord,
@@ -31,14 +31,6 @@ from shared.install.models import (
 from shared.install.store import CreatedResource, InstallationStore, Intent
 
 logger = logging.getLogger("frameio_kit.install")
-
-
-class InstallFailed(InstallationError):
-    """An operation stopped; `public_message` says what happened and what is left, for the page."""
-
-    def __init__(self, public_message: str) -> None:
-        super().__init__(public_message)
-        self.public_message = public_message
 
 
 @dataclass
