@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ingress import oauth
+from ingress.install.routes import install_routes
 from ingress.metrics import exposed_without_token, metrics_endpoint
 from ingress.routes import healthz, readyz, receive_event
 from ingress.state import IngressState
@@ -46,6 +47,7 @@ def create_app(app: Registry, settings: Settings) -> Starlette:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/auth/login", oauth.login, methods=["GET"]),
             Route("/auth/callback", oauth.callback, methods=["GET"]),
+            *(install_routes() if app.install_options is not None else []),
         ],
         exception_handlers={
             RequestRejected: _rejected,

@@ -27,10 +27,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from shared import redis_keys
 from shared.core.client import Client
 from shared.core.events import ActionEvent
-from shared.core.registry import HandlerSpec, Registry
+from shared.core.registry import AuthCompleteContext, HandlerSpec, Registry
 from shared.core.ui import AnyResponse, Form, LinkField, Message
 from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
-from shared.oauth.config import reset_user_token, set_user_token
+from shared.oauth.config import bind_event_account, reset_event_account, reset_user_token, set_user_token
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
 
@@ -222,7 +222,9 @@ async def callback(request: Request) -> Response:
         return _error_page(exc, "callback")
     data = await manager.store_token(claims.user_id, payload, account_id=claims.account_id)
     logger.info("signed in user %s account %s interaction=%s", claims.user_id, claims.account_id, claims.interaction_id)
-    await _resume(manager, claims, data.access_token.get_secret_value())
+    custom = await _resume(manager, claims, data.access_token.get_secret_value(), request.app.state.kit.app)
+    if custom is not None:
+        return custom
     return _page("Signed in", "You are signed in with Adobe. Return to Frame.io and run the action again.", 200)
 
 
@@ -274,17 +276,23 @@ async def _frameio_user_id(manager: TokenManager, access_token: str) -> str:
     return str(profile.data.id)
 
 
-async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str) -> None:
-    """Run `on_auth_complete` with the action that asked for this sign-in, if it is that user's in that account."""
+async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str, app: Registry) -> Response | None:
+    """Run `on_auth_complete` with the action that asked for this sign-in, if it is that user's in
+    that account: the action's own (`on_action(..., on_auth_complete=...)`, whose `Response` replaces
+    the default page), else `OAuthConfig.on_auth_complete`."""
     sealed = await manager.state.take(redis_keys.oauth_pending_action_key(claims.interaction_id))
-    callback = manager.config.on_auth_complete
-    if sealed is None or callback is None:
-        return
+    if sealed is None:
+        return None
     try:
         event = ActionEvent.model_validate_json(manager.cipher.decrypt(sealed))
     except (TokenUnreadable, ValueError):
         logger.warning("on_auth_complete skipped for interaction=%s: pending action unreadable", claims.interaction_id)
-        return
+        return None
+    spec = app.action_handlers.get(event.type)
+    per_action = spec.on_auth_complete if spec is not None else None
+    callback = manager.config.on_auth_complete
+    if per_action is None and callback is None:
+        return None
     # The pending action is keyed by interaction only: another run may have replaced it with a different user's.
     if event.user_id != claims.user_id or event.account_id != claims.account_id:
         logger.warning(
@@ -296,14 +304,20 @@ async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str)
             claims.user_id,
             claims.account_id,
         )
-        return
+        return None
     handle = set_user_token(access_token)
+    account = bind_event_account(event.account_id or None)
     try:
-        await callback(event)
+        result = await per_action(AuthCompleteContext(event)) if per_action is not None else None
+        if per_action is None and callback is not None:
+            await callback(event)
         logger.info("on_auth_complete done for %s interaction=%s", event.type, claims.interaction_id)
+        return result if isinstance(result, Response) else None
     except Exception:
         logger.exception("on_auth_complete failed for interaction=%s", claims.interaction_id)
+        return None
     finally:
+        reset_event_account(account)
         reset_user_token(handle)
 
 

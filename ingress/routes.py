@@ -30,6 +30,7 @@ from shared.errors import (
     SecretResolutionError,
     SignatureInvalid,
 )
+from shared.install.context import bind_request, reset_request
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
 
 logger = logging.getLogger("frameio_kit.ingress")
@@ -71,7 +72,11 @@ async def receive_event(request: Request) -> Response:
             return _ACCEPTED
         if not isinstance(event, ActionEvent):
             raise InvalidPayload("not an action payload", status_code=422)
-        response, outcome = await answer_action(state, spec, event, body)
+        request_handle = bind_request(request)  # get_request() in the action handler
+        try:
+            response, outcome = await answer_action(state, spec, event, body)
+        finally:
+            reset_request(request_handle)
         _log(event_type, outcome, started)
         metrics.observe_action(started)
         metrics.count_request("action", outcome)
@@ -174,11 +179,11 @@ async def _verified_event(
         raise EventValidationError(spec.event_type, _invalid_fields(exc)) from None
     if secret is None:
         try:
-            resolved = await state.app.resolve_secret(spec, event)
+            resolved = await state.app.resolve_secrets(spec, event)
         except SecretResolutionError as exc:
             logger.error("%s: %s", spec.event_type, exc)
             raise
-        if not signature_matches(body, timestamp, signature, resolved):
+        if not any(signature_matches(body, timestamp, signature, s) for s in resolved):
             raise SignatureInvalid()
     return event
 

@@ -23,6 +23,10 @@ FrameioKitError
 │   ├── IdentityProviderUnavailable  IMS down, 5xx or malformed answer: retry later
 │   ├── TokenUnreadable          a stored record no configured key decrypts, or that does not parse
 │   └── LockUnavailable          another process held a user's refresh lock past the wait budget
+├── InstallationError            self-service install (docs/install.md)
+│   ├── InstallationNotFoundError  no install record for the event's account and workspace
+│   ├── InstallFailed            an install operation stopped; its public message goes on the page
+│   └── FrameioApiError          Frame.io refused or failed a webhook/action call during install
 ├── DevError                     `frameio-kit dev` cannot start
 ├── RedisServerUnavailable       frameio_kit.testing: no `redis-server` on PATH, or it did not start
 ├── HandlerFailed                stands in for a handler's exception in Celery's retry: scrubbed text only
@@ -153,6 +157,33 @@ class TokenUnreadable(OAuthError):
 
 class LockUnavailable(OAuthError):
     """Another process held a user's refresh lock past the wait budget."""
+
+
+class InstallationError(FrameioKitError):
+    """Base exception for installation-related errors."""
+
+
+class InstallationNotFoundError(InstallationError):
+    """No installation found for the given workspace."""
+
+
+class InstallFailed(InstallationError):
+    """An install, update, rotation or uninstall stopped; `public_message` says what happened and
+    what is left, for the install page."""
+
+    def __init__(self, public_message: str) -> None:
+        super().__init__(public_message)
+        self.public_message = public_message
+
+
+class FrameioApiError(InstallationError):
+    """A Frame.io API call of an install step failed; `status` is its HTTP status (0: unreachable).
+    The message names the step and status only, never a token or a secret."""
+
+    def __init__(self, step: str, status: int) -> None:
+        self.step = step
+        self.status = status
+        super().__init__(f"{step} failed ({'unreachable' if status == 0 else f'HTTP {status}'})")
 
 
 class DevError(FrameioKitError):

@@ -108,3 +108,40 @@ def ledger_due_key() -> str:
 def ledger_sweep_lock_key() -> str:
     """Held by the one worker sweeping the ledger at a time."""
     return f"{PREFIX}:ledger:sweep-lock"
+
+
+def installation_key(account_id: str, workspace_id: str) -> str:
+    """One workspace's install record (encrypted): the webhook and actions created there, their
+    signing secrets and the install field values."""
+    return f"{PREFIX}:install:record:{_part(account_id)}:{_part(workspace_id)}"
+
+
+def installation_intent_key(account_id: str, workspace_id: str) -> str:
+    """An install, update or uninstall under way (encrypted): written before the first Frame.io
+    call, so a half-done operation is found and finished or undone."""
+    return f"{PREFIX}:install:intent:{_part(account_id)}:{_part(workspace_id)}"
+
+
+def installation_lock_key(account_id: str, workspace_id: str) -> str:
+    """Held while one process installs, updates or uninstalls in one workspace."""
+    return f"{PREFIX}:install:lock:{_part(account_id)}:{_part(workspace_id)}"
+
+
+def installation_action_index_key(action_id: str) -> str:
+    """Which workspace a custom action id was installed in (action submissions may omit the workspace)."""
+    return f"{PREFIX}:install:action:{_part(action_id)}"
+
+
+def installation_changes_channel() -> str:
+    """Pub/sub channel announcing a changed install record, so every process drops its cached copy."""
+    return f"{PREFIX}:install:changed"
+
+
+def install_session_key(session_digest: str) -> str:
+    """One admin's install-page session (encrypted: their Frame.io token, the CSRF token), keyed by the id's hash."""
+    return f"{PREFIX}:install:session:{session_digest}"
+
+
+def install_state_key(state_digest: str) -> str:
+    """A pending install-page sign-in (encrypted PKCE verifier), single-use, keyed by the state's hash."""
+    return f"{PREFIX}:install:state:{state_digest}"

@@ -80,6 +80,11 @@ class Settings(SigningSecrets):
     dev_secrets_file: Path = Field(
         Path("~/.frameio-kit/dev-secrets.json"), validation_alias=_env("FRAMEIO_KIT_DEV_SECRETS_FILE")
     )
+    # Self-service install (docs/install.md): install-page session cookies, the in-process cache of
+    # install records, how long a replaced signing secret stays accepted.
+    session_secret: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_SESSION_SECRET"))
+    install_cache_ttl: float = Field(30.0, ge=0, validation_alias=_env("FRAMEIO_KIT_INSTALL_CACHE_TTL"))
+    install_secret_grace: int = Field(900, ge=0, validation_alias=_env("FRAMEIO_KIT_INSTALL_SECRET_GRACE"))
     # Signed job envelopes (docs/security.md): comma separated, first signs, all verify.
     job_signing_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_JOB_SIGNING_KEYS"))
 
@@ -93,7 +98,7 @@ class Settings(SigningSecrets):
     log_level: str = Field("INFO", validation_alias=_env("FRAMEIO_KIT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("FRAMEIO_KIT_LOG_FORMAT"))
 
-    @field_validator("metrics_token")
+    @field_validator("metrics_token", "session_secret")
     @classmethod
     def _blank_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None

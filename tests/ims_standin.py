@@ -1,5 +1,8 @@
 """A local stand-in for Adobe IMS (authorize, token) and Frame.io's GET /v4/me, served by uvicorn in a thread.
 
+The authorize page approves at once (redirects back with a code for `sign_in_as`), as a signed-in
+Adobe user who already consented would see it, so a browser test runs the whole flow unattended.
+
 Like IMS it rotates refresh tokens and revokes the used one, so a second refresh with the same
 token fails with `invalid_grant`; it counts every call so tests can assert on them.
 """
@@ -44,14 +47,22 @@ class ImsStandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
+    extra_routes: list[Route] = field(default_factory=list)
+    """More routes on the same server (tests/frameio_standin.py's Frame.io API)."""
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/ims/authorize/v2", self._authorize, methods=["GET"]),
                 Route("/ims/token/v3", self._token, methods=["POST"]),
                 Route("/v4/me", self._me, methods=["GET"]),
+                *self.extra_routes,
             ]
         )
+
+    def user_of(self, access_token: str) -> str | None:
+        """The user an access token was issued to (the API stand-in authenticates with it)."""
+        return self._access.get(access_token)
 
     async def _authorize(self, request: Request) -> Response:
         q = request.query_params

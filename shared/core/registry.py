@@ -18,11 +18,16 @@ from shared.core.events import ActionEvent, AnyEvent, ResourceType, WebhookEvent
 from shared.core.middleware import Middleware, NextFunc, build_chain
 from shared.core.ui import AnyResponse, Message
 from shared.errors import ConfigurationError, SecretResolutionError
+from shared.install.context import bind_install_config, reset_install_config
+from shared.install.models import ActionManifestEntry, HandlerManifest, InstallField, validate_install_fields
+from shared.install.options import InstallOptions
 from shared.oauth.config import OAuthConfig, bind_event_account, reset_event_account
 from shared.settings import SigningSecrets, get_settings
 
 if TYPE_CHECKING:
     from shared.core.client import Client
+    from shared.install.resolver import InstallSecretResolver
+    from shared.install.store import InstallationStore
     from shared.oauth.token_manager import TokenManager
 
 WebhookSecretResolver = Callable[[WebhookEvent], Awaitable[str]]
@@ -33,6 +38,17 @@ ActionHandlerFunc = Callable[[ActionEvent], Awaitable[AnyResponse]]
 """A custom action handler: answers a Message, a Form or None."""
 Handler = Callable[[Any], Awaitable[AnyResponse]]
 H = TypeVar("H", bound=Handler)
+OnAuthCompleteFunc = Callable[["AuthCompleteContext"], Awaitable[Any]]
+"""Per-action callback after a sign-in that action asked for: may return a Starlette `Response`
+(e.g. a redirect) to replace the default "signed in" page, or None to keep it."""
+
+
+@dataclass(frozen=True)
+class AuthCompleteContext:
+    """What an `on_auth_complete` callback gets: the original `ActionEvent` that asked for sign-in."""
+
+    event: ActionEvent
+
 
 _secrets_required = True
 
@@ -71,6 +87,7 @@ class HandlerSpec:
     retry_backoff: float | None = None
     resource_types: tuple[str, ...] = ()
     timeout_message: Message | None = None
+    on_auth_complete: OnAuthCompleteFunc | None = None
     chain: NextFunc = field(compare=False, default=None)  # type: ignore[assignment]
 
     @property
@@ -88,6 +105,14 @@ class Registry:
         middleware: list[Middleware] | None = None,
         oauth: OAuthConfig | None = None,
         secret_resolver: SecretResolver | None = None,
+        install: bool = False,
+        install_fields: list[InstallField] | None = None,
+        install_session_ttl: int = 1800,
+        base_url: str | None = None,
+        allowed_accounts: list[str] | None = None,
+        name: str | None = None,
+        description: str = "",
+        logo_url: str | None = None,
     ) -> None:
         self._token = token
         self._middleware: list[Middleware] = list(middleware or [])
@@ -99,10 +124,42 @@ class Registry:
         self._client: Client | None = None
         # One token manager (HTTP client + Redis pool) per event loop, closed by aclose().
         self._token_managers: dict[object, TokenManager] = {}
+        self._install_stores: dict[object, InstallationStore] = {}
+        self._install: InstallOptions | None = None
+        self._install_resolver: InstallSecretResolver | None = None
         if oauth is not None:
             from shared.oauth.token_store import encryption_keys
 
             encryption_keys(oauth, get_settings())  # outside dev mode, no key fails here, at start-up
+        if install:
+            self._enable_install(
+                InstallOptions(
+                    fields=validate_install_fields(install_fields or []),
+                    allowed_accounts=frozenset(allowed_accounts) if allowed_accounts is not None else None,
+                    name=name or "Frame.io integration",
+                    description=description,
+                    logo_url=logo_url,
+                    session_ttl=install_session_ttl,
+                    base_url=base_url,
+                )
+            )
+
+    def _enable_install(self, options: InstallOptions) -> None:
+        """Install records become the signing-secret source of every handler declared without a secret."""
+        if self._oauth is None:
+            raise ConfigurationError("App(install=True) needs oauth=OAuthConfig(...): admins sign in with Adobe")
+        settings = get_settings()
+        if _secrets_required and settings.session_secret is None and not settings.dev:
+            raise ConfigurationError(
+                "App(install=True) needs FRAMEIO_KIT_SESSION_SECRET (a long random string) to sign install-page "
+                "session cookies"
+            )
+        from shared.install.resolver import InstallSecretResolver
+
+        self._install = options
+        self._install_resolver = InstallSecretResolver(lambda: self.install_store, settings.install_cache_ttl)
+        if self._secret_resolver is None:
+            self._secret_resolver = self._install_resolver
 
     # -- registration -------------------------------------------------------------------
 
@@ -146,12 +203,15 @@ class Registry:
         require_user_auth: bool = False,
         resource_type: ResourceType | Sequence[ResourceType] | None = None,
         timeout_message: Message | None = None,
+        on_auth_complete: OnAuthCompleteFunc | None = None,
     ) -> Callable[[H], H]:
         """Decorator to register a function as a custom action handler.
 
         `resource_type` ("file", "folder", "version_stack" or a list): on any other resource the
         user gets a "not available" Message and the handler does not run. `timeout_message`
         replaces the Message answered when the handler overruns FRAMEIO_KIT_ACTION_TIMEOUT.
+        `on_auth_complete` runs after a user signed in from this action's sign-in Form, with an
+        `AuthCompleteContext`; a `Response` it returns replaces the "signed in" page.
         """
         secret = self._secret_source(secret, "action")
         if require_user_auth and self._oauth is None:
@@ -172,6 +232,7 @@ class Registry:
                 require_user_auth=require_user_auth,
                 resource_types=resource_types,
                 timeout_message=timeout_message,
+                on_auth_complete=on_auth_complete,
             )
             return func
 
@@ -282,8 +343,28 @@ class Registry:
             raise SecretResolutionError(spec.event_type, f"secret resolver of {handler} answered an empty secret")
         return secret
 
+    async def resolve_secrets(self, spec: HandlerSpec, event: AnyEvent) -> tuple[str, ...]:
+        """Every secret that may have signed `event`: one, or under `install=True` the install record's
+        current secret and replaced ones still in their grace period; () when its workspace has no
+        install (the request is then refused with 401)."""
+        installed = self._install_resolver
+        if spec.secret is None and installed is not None and self._secret_resolver is installed:
+            return await installed.secrets_for(event)
+        return (await self.resolve_secret(spec, event),)
+
     async def run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
-        """Run the handler through the middleware chain."""
+        """Run the handler through the middleware chain, with the event's install config bound
+        (`get_install_config()`) under `install=True`."""
+        if self._install_resolver is None:
+            return await self._run(spec, event)
+        record = await self._install_resolver.record_for(event)
+        handle = bind_install_config(dict(record.config or {}) if record is not None else None)
+        try:
+            return await self._run(spec, event)
+        finally:
+            reset_install_config(handle)
+
+    async def _run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
         if self._oauth is None:
             return await spec.chain(event)
         # The event's account is the tenant `token_manager.get_token(user_id)` answers for in the handler.
@@ -297,6 +378,75 @@ class Registry:
             return await spec.chain(event)
         finally:
             reset_event_account(handle)
+
+    # -- install ---------------------------------------------------------------------------
+
+    @property
+    def install_options(self) -> InstallOptions | None:
+        """What `App(install=True, ...)` configured; None without install."""
+        return self._install
+
+    @property
+    def install_resolver(self) -> InstallSecretResolver | None:
+        return self._install_resolver
+
+    @property
+    def install_store(self) -> InstallationStore:
+        """This event loop's install record store (shared Redis, the token store's keys)."""
+        if self._install is None or self._oauth is None:
+            raise RuntimeError("App.install_store needs App(install=True, oauth=...)")
+        loop = _running_loop()
+        store = self._install_stores.get(loop)
+        if store is None:
+            from shared.install.store import InstallationStore
+            from shared.oauth.token_store import TokenCipher, encryption_keys
+            from shared.redis_client import async_client
+
+            settings = get_settings()
+            store = self._install_stores[loop] = InstallationStore(
+                async_client(settings.redis_url, "tokens"), TokenCipher(encryption_keys(self._oauth, settings))
+            )
+        return store
+
+    def build_manifest(self) -> HandlerManifest:
+        """What an install creates: one webhook for every registered event type, one action per handler."""
+        return HandlerManifest(
+            webhook_events=sorted(self._webhooks),
+            actions=[
+                ActionManifestEntry(event_type=t, name=s.name, description=s.description)
+                for t, s in sorted(self._actions.items())
+            ],
+        )
+
+    def validate_configuration(self) -> list[str]:
+        """Check configuration is valid before accepting requests: the list of problems, [] when none.
+
+        Looks at the handlers and at this process's environment: handlers without a signing secret,
+        user auth or install without OAuth, OAuth without encryption keys, install without a session
+        secret, `on_auth_complete` on an action without `require_user_auth`.
+        """
+        problems: list[str] = []
+        settings = get_settings()
+        for spec in [*self._webhooks.values(), *self._actions.values()]:
+            if spec.secret is None and self._secret_resolver is None:
+                env = "WEBHOOK_SECRET" if spec.kind == "webhook" else "CUSTOM_ACTION_SECRET"
+                problems.append(f"{spec.kind.capitalize()} '{spec.event_type}' has no signing secret (set {env})")
+        for spec in self._actions.values():
+            if spec.require_user_auth and self._oauth is None:
+                problems.append(f"Action '{spec.event_type}' requires user auth but OAuth not configured")
+            if spec.on_auth_complete is not None and not spec.require_user_auth:
+                problems.append(f"Action '{spec.event_type}' has on_auth_complete but require_user_auth is False")
+        if self._oauth is not None and not self._oauth.encryption_key and settings.encryption_keys is None:
+            if not settings.dev:
+                problems.append("OAuth is configured but FRAMEIO_KIT_ENCRYPTION_KEYS is not set")
+        if self._install is not None:
+            if settings.session_secret is None and not settings.dev:
+                problems.append("install=True but FRAMEIO_KIT_SESSION_SECRET is not set")
+            if not self._webhooks and not self._actions:
+                problems.append("install=True but no webhook or action handler is registered")
+        if settings.job_signing_keys is None and not settings.dev:
+            problems.append("FRAMEIO_KIT_JOB_SIGNING_KEYS is not set")
+        return problems
 
     # -- clients and OAuth ----------------------------------------------------------------
 
@@ -332,10 +482,15 @@ class Registry:
         """Close the API client and this event loop's token manager (HTTP and Redis connections)."""
         client, self._client = self._client, None
         manager = self._token_managers.pop(_running_loop(), None)
+        store = self._install_stores.pop(_running_loop(), None)
         if client is not None:
             await client.close()
         if manager is not None:
             await manager.close()
+        if self._install_resolver is not None:
+            await self._install_resolver.close()
+        if store is not None:
+            await store.close()
 
 
 def _running_loop() -> object:

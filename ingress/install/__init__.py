@@ -1,0 +1,1 @@
+"""The self-service install pages at /install (docs/install.md)."""

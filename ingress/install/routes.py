@@ -1,0 +1,341 @@
+"""The install pages: sign-in with Adobe, account and workspace choice, install, update, rotate,
+uninstall. Every account-scoped step checks the allow-list, then that the signed-in admin's own
+token lists that account and workspace; every POST checks the session's CSRF token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ingress.install import pages
+from ingress.install.session import InstallSession, SessionStore, session_key
+from shared.core.registry import Registry
+from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, InstallFailed, LockUnavailable
+from shared.install.api import FrameioAdminApi
+from shared.install.models import compute_diff
+from shared.install.operations import Installer
+from shared.install.options import InstallOptions
+from shared.oauth.token_manager import TokenManager
+from shared.settings import Settings
+
+logger = logging.getLogger("frameio_kit.install")
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+class _PageError(Exception):
+    """Ends a page handler with an error page (escaped message, status)."""
+
+    def __init__(self, title: str, text: str, status: int) -> None:
+        super().__init__(text)
+        self.title, self.text, self.status = title, text, status
+
+
+@dataclass
+class _Ctx:
+    app: Registry
+    options: InstallOptions
+    settings: Settings
+    manager: TokenManager
+    sessions: SessionStore
+    base: str
+    """The public URL of this app, prefix included, no trailing slash."""
+
+
+def install_routes() -> list[Route]:
+    return [
+        Route("/install", _page(_index), methods=["GET"]),
+        Route("/install/login", _page(_login), methods=["GET"]),
+        Route("/install/callback", _page(_callback), methods=["GET"]),
+        Route("/install/workspaces", _page(_workspaces), methods=["GET"]),
+        Route("/install/status", _page(_status), methods=["GET"]),
+        Route("/install/execute", _page(_execute), methods=["POST"]),
+        Route("/install/rotate", _page(_rotate), methods=["POST"]),
+        Route("/install/uninstall", _page(_uninstall), methods=["POST"]),
+        Route("/install/logout", _page(_logout), methods=["POST"]),
+    ]
+
+
+def public_base(request: Request, options: InstallOptions, oauth_base: str) -> str:
+    """`App(base_url=...)`, else `OAuthConfig.base_url`, with the mount prefix added when the app
+    is mounted under one (Starlette's `root_path`) and the configured URL does not end with it."""
+    base = (options.base_url or oauth_base).rstrip("/")
+    prefix = str(request.scope.get("root_path", "")).rstrip("/")
+    return base + prefix if prefix and not base.endswith(prefix) else base
+
+
+_stores: dict[int, SessionStore] = {}
+
+
+def _context(request: Request) -> _Ctx:
+    state = request.app.state.kit
+    app: Registry = state.app
+    options = app.install_options
+    if options is None or app.oauth is None:
+        raise _PageError("Not found", "Install is not enabled for this integration.", 404)
+    manager = app.token_manager
+    key = id(manager)
+    sessions = _stores.get(key)
+    if sessions is None:
+        sessions = _stores[key] = SessionStore(
+            app.install_store.redis,
+            manager.cipher,
+            session_key(state.settings),
+            options.session_ttl,
+        )
+    return _Ctx(app, options, state.settings, manager, sessions, public_base(request, options, app.oauth.base_url))
+
+
+def _page(handler: Callable[[Request, _Ctx], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            ctx = _context(request)
+        except _PageError as exc:
+            return Response(exc.text, status_code=exc.status)
+        try:
+            response: Response = await handler(request, ctx)
+            return response
+        except _PageError as exc:
+            logger.info("install page %s: %d %r", request.url.path, exc.status, exc.text)
+            return pages.message(ctx.options, exc.title, exc.text, exc.status, back=f"{ctx.base}/install")
+        except FrameioApiError as exc:
+            logger.warning("install page %s: Frame.io %s", request.url.path, exc)
+            return pages.message(ctx.options, "Frame.io error", f"Frame.io did not answer as expected: {exc}.", 502)
+        except LockUnavailable:
+            return pages.message(ctx.options, "Busy", "Another change to this workspace is running; try again.", 409)
+        except RedisError:
+            logger.warning("install page %s: Redis unavailable", request.url.path)
+            return pages.message(ctx.options, "Unavailable", "Storage is unavailable; try again shortly.", 503)
+
+    return endpoint
+
+
+def _api(ctx: _Ctx, session: InstallSession) -> FrameioAdminApi:
+    return FrameioAdminApi(session.access_token, ctx.manager.http, ctx.settings.api_url)
+
+
+async def _session(request: Request, ctx: _Ctx) -> InstallSession:
+    session = await ctx.sessions.load(request)
+    if session is None:
+        raise _PageError("Signed out", "Your session has ended. Sign in again.", 401)
+    return session
+
+
+async def _form(request: Request, session: InstallSession) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise _PageError("Too large", "The form is too large.", 413)
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
+    except (UnicodeDecodeError, ValueError):
+        raise _PageError("Bad form", "The form could not be read.", 400) from None
+    if not session.csrf_ok(form.get("csrf")):
+        raise _PageError("Expired form", "This form has expired or did not come from this site. Reload the page.", 403)
+    return form
+
+
+async def _check_scope(ctx: _Ctx, session: InstallSession, account_id: str, workspace_id: str | None) -> None:
+    """The allow-list first, then the admin's own view: an account or workspace their token does
+    not list is refused before any record is read or written."""
+    bad_workspace = workspace_id is not None and (not workspace_id or len(workspace_id) > 200)
+    if not account_id or len(account_id) > 200 or bad_workspace:
+        raise _PageError("Bad request", "An account and workspace must be chosen.", 400)
+    if not ctx.options.account_allowed(account_id):
+        logger.warning("install refused: account %s is not in allowed_accounts (user %s)", account_id, session.user_id)
+        raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
+    api = _api(ctx, session)
+    if account_id not in {str(a.get("id")) for a in await api.accounts()}:
+        raise _PageError("Not allowed", "Your Adobe account has no access to this Frame.io account.", 403)
+    if workspace_id is not None and workspace_id not in {str(w.get("id")) for w in await api.workspaces(account_id)}:
+        raise _PageError("Not allowed", "Your Adobe account has no access to this workspace.", 403)
+
+
+# -- pages ----------------------------------------------------------------------------------------
+
+
+async def _index(request: Request, ctx: _Ctx) -> Response:
+    session = await ctx.sessions.load(request)
+    if session is None:
+        return pages.landing(ctx.options, ctx.base, ctx.app.build_manifest())
+    items = [a for a in await _api(ctx, session).accounts() if ctx.options.account_allowed(str(a.get("id")))]
+    return pages.accounts(ctx.options, ctx.base, items, session.csrf)
+
+
+async def _login(request: Request, ctx: _Ctx) -> Response:
+    verifier = secrets.token_urlsafe(64)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+    response = RedirectResponse("", status_code=302, headers={"Cache-Control": "no-store"})
+    state = await ctx.sessions.begin_sign_in(response, request, verifier, _cookie_path(ctx))
+    assert ctx.app.oauth is not None  # noqa: S101 - _context checked it
+    response.headers["location"] = ctx.manager.ims.authorize_url(
+        redirect_uri=f"{ctx.base}/install/callback", scopes=ctx.app.oauth.scopes, state=state, code_challenge=challenge
+    )
+    return response
+
+
+async def _callback(request: Request, ctx: _Ctx) -> Response:
+    params = request.query_params
+    if params.get("error"):
+        raise _PageError("Sign-in failed", f"Adobe sign-in did not complete ({params.get('error', '')[:100]}).", 400)
+    code, state = params.get("code"), params.get("state")
+    if not code or not state:
+        raise _PageError("Sign-in failed", "The sign-in answer is missing its code or state.", 400)
+    verifier = await ctx.sessions.finish_sign_in(request, state)
+    if verifier is None:
+        raise _PageError("Sign-in failed", "This sign-in expired or began in another browser. Sign in again.", 400)
+    try:
+        payload = await ctx.manager.ims.exchange_code(code, verifier, f"{ctx.base}/install/callback")
+    except GrantRejected:
+        raise _PageError("Sign-in failed", "Adobe did not accept this sign-in. Sign in again.", 400) from None
+    except IdentityProviderUnavailable:
+        raise _PageError("Sign-in failed", "Adobe sign-in is unavailable right now. Try again shortly.", 502) from None
+    token = str(payload["access_token"])
+    user_id = await FrameioAdminApi(token, ctx.manager.http, ctx.settings.api_url).me()
+    response = RedirectResponse(f"{ctx.base}/install", status_code=303, headers={"Cache-Control": "no-store"})
+    await ctx.sessions.create(response, request, user_id, token, _cookie_path(ctx))
+    logger.info("install session started for user %s", user_id)
+    return response
+
+
+async def _workspaces(request: Request, ctx: _Ctx) -> Response:
+    session = await _session(request, ctx)
+    account_id = request.query_params.get("account_id", "")
+    await _check_scope(ctx, session, account_id, None)
+    items = await _api(ctx, session).workspaces(account_id)
+    store = ctx.app.install_store
+    installed = {str(w.get("id")) for w in items if await store.get(account_id, str(w.get("id"))) is not None}
+    return pages.workspaces(ctx.options, ctx.base, account_id, items, installed)
+
+
+async def _status(
+    request: Request, ctx: _Ctx, notice: str = "", account_id: str = "", workspace_id: str = ""
+) -> Response:
+    session = await _session(request, ctx)
+    if not account_id:
+        account_id = request.query_params.get("account_id", "")
+        workspace_id = request.query_params.get("workspace_id", "")
+        await _check_scope(ctx, session, account_id, workspace_id)
+    record = await ctx.app.install_store.get(account_id, workspace_id)
+    manifest = ctx.app.build_manifest()
+    diff = compute_diff(manifest, record, _event_url(ctx))
+    return pages.status(
+        ctx.options, ctx.base, session.csrf, account_id, workspace_id, record, manifest, diff, notice=notice
+    )
+
+
+async def _execute(request: Request, ctx: _Ctx) -> Response:
+    session = await _session(request, ctx)
+    form = await _form(request, session)
+    account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
+    await _check_scope(ctx, session, account_id, workspace_id)
+    installer = _installer(ctx, session)
+    existing = await ctx.app.install_store.get(account_id, workspace_id)
+    config = _config(ctx, form, existing.config if existing else None)
+    try:
+        if form.get("op") == "update":
+            await installer.update(account_id, workspace_id, _event_url(ctx), config)
+            notice = "Updated."
+        else:
+            await installer.install(account_id, workspace_id, _event_url(ctx), session.user_id, config)
+            notice = "Installed."
+    except InstallFailed as exc:
+        return pages.message(ctx.options, "Install failed", exc.public_message, 502, back=_status_url(ctx, form))
+    _invalidate(ctx, account_id, workspace_id)
+    return await _status(request, ctx, notice, account_id, workspace_id)
+
+
+async def _rotate(request: Request, ctx: _Ctx) -> Response:
+    session = await _session(request, ctx)
+    form = await _form(request, session)
+    account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
+    await _check_scope(ctx, session, account_id, workspace_id)
+    try:
+        await _installer(ctx, session).rotate(account_id, workspace_id, _event_url(ctx))
+    except InstallFailed as exc:
+        return pages.message(ctx.options, "Rotation failed", exc.public_message, 502, back=_status_url(ctx, form))
+    _invalidate(ctx, account_id, workspace_id)
+    return await _status(request, ctx, "Signing secrets rotated.", account_id, workspace_id)
+
+
+async def _uninstall(request: Request, ctx: _Ctx) -> Response:
+    session = await _session(request, ctx)
+    form = await _form(request, session)
+    account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
+    await _check_scope(ctx, session, account_id, workspace_id)
+    try:
+        await _installer(ctx, session).uninstall(account_id, workspace_id, _event_url(ctx))
+    except InstallFailed as exc:
+        return pages.message(ctx.options, "Uninstall failed", exc.public_message, 502, back=_status_url(ctx, form))
+    _invalidate(ctx, account_id, workspace_id)
+    return await _status(request, ctx, "Uninstalled.", account_id, workspace_id)
+
+
+async def _logout(request: Request, ctx: _Ctx) -> Response:
+    session = await _session(request, ctx)
+    await _form(request, session)
+    response = RedirectResponse(f"{ctx.base}/install", status_code=303)
+    await ctx.sessions.end(session, response, _cookie_path(ctx))
+    return response
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _installer(ctx: _Ctx, session: InstallSession) -> Installer:
+    return Installer(
+        ctx.app.install_store,
+        _api(ctx, session),
+        ctx.app.build_manifest(),
+        ctx.options.name,
+        ctx.settings.install_secret_grace,
+    )
+
+
+def _config(ctx: _Ctx, form: dict[str, str], current: dict[str, str] | None) -> dict[str, str]:
+    """The submitted field values; an empty sensitive field keeps its stored value."""
+    config: dict[str, str] = {}
+    for f in ctx.options.fields:
+        value = form.get(f"field.{f.name}", "").strip()
+        if not value and f.is_sensitive and current and f.name in current:
+            value = current[f.name]
+        if f.required and not value:
+            raise _PageError("Missing value", f"'{f.label}' is required.", 400)
+        if f.type == "select" and value and value not in f.options:
+            raise _PageError("Bad value", f"'{f.label}' must be one of the listed options.", 400)
+        if len(value) > 10_000:
+            raise _PageError("Bad value", f"'{f.label}' is too long.", 400)
+        config[f.name] = value
+    return config
+
+
+def _event_url(ctx: _Ctx) -> str:
+    return f"{ctx.base}/"
+
+
+def _cookie_path(ctx: _Ctx) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(ctx.base).path.rstrip("/") or "") + "/install"
+
+
+def _status_url(ctx: _Ctx, form: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    query = urlencode({"account_id": form.get("account_id", ""), "workspace_id": form.get("workspace_id", "")})
+    return f"{ctx.base}/install/status?{query}"
+
+
+def _invalidate(ctx: _Ctx, account_id: str, workspace_id: str) -> None:
+    resolver = ctx.app.install_resolver
+    if resolver is not None:
+        resolver.invalidate(account_id, workspace_id)
