@@ -15,7 +15,7 @@ from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob, WebhookJob
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.jobs.signing import SIGNATURE_FIELD, JobSigner, signing_keys
 from shared.settings import Settings
-from tests.helpers import ACTION_SECRET, ROOT, action_payload, cli, post_signed, wait_until
+from tests.helpers import ACTION_SECRET, ROOT, action_payload, cli_command, post_signed, wait_until
 
 JOBS_APP = "tests.apps.jobs:app"
 KEY = b"k" * 32
@@ -23,7 +23,7 @@ KEY = b"k" * 32
 
 def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cli("dead-letters", *args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        cli_command("dead-letters", *args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -129,6 +129,8 @@ def test_signing_keys_are_required_and_long_enough():
 def test_commands_refuse_to_start_without_a_signing_key(base_env, command):
     env = {k: v for k, v in base_env.items() if k != "FRAMEIO_KIT_JOB_SIGNING_KEYS"}
     env["WEBHOOK_SECRET"], env["CUSTOM_ACTION_SECRET"] = "w" * 16, "c" * 16
-    result = subprocess.run(cli(*command), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        cli_command(*command), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2, result.stderr
     assert "FRAMEIO_KIT_JOB_SIGNING_KEYS" in result.stderr

@@ -29,7 +29,7 @@ from tests.helpers import (
     WEBHOOK_SECRET,
     Service,
     action_payload,
-    cli,
+    cli_command,
     free_port,
     post_signed,
     wait_until,
@@ -159,11 +159,17 @@ def test_jobs_no_ingress_signed_never_run_nor_read_a_token(
     assert "forged-" not in worker.output()
 
     listed = subprocess.run(
-        cli("dead-letters", "list"), env=base_env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        cli_command("dead-letters", "list"),
+        env=base_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert listed.stdout.count("unsigned: job signature") == 3
     refused = subprocess.run(
-        cli("dead-letters", "replay", letters[0].id),
+        cli_command("dead-letters", "replay", letters[0].id),
         env=base_env,
         cwd=ROOT,
         capture_output=True,
