@@ -8,7 +8,7 @@ COPY frameio_kit/ frameio_kit/
 COPY shared/ shared/
 COPY ingress/ ingress/
 COPY workers/ workers/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[flower]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[flower,otel]"
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \

@@ -15,6 +15,7 @@ from shared.core.events import (
     Workspace,
 )
 from shared.core.middleware import Middleware, NextFunc
+from shared.core.otel_middleware import OpenTelemetryMiddleware
 from shared.core.registry import (
     ActionHandlerFunc,
     ActionSecretResolver,
@@ -114,6 +115,7 @@ __all__ = [
     "OAuthConfig",
     "OAuthError",
     "OnAuthCompleteFunc",
+    "OpenTelemetryMiddleware",
     "PayloadTooLarge",
     "PermanentError",
     "Project",

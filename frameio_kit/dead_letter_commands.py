@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from shared.jobs.contract import AnyJob
 from shared.jobs.dead_letters import DeadLetter, DeadLetterStore, printable
 from shared.settings import Settings, get_settings
 
@@ -81,16 +82,27 @@ def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -
             )
             return 1
         letters = [found]
+    from shared import tracing
     from shared.jobs.publish import producer_app, send_job  # Celery only for this action
 
+    def send(job: AnyJob) -> str:
+        if not tracing.ACTIVE:
+            return send_job(celery, job, settings.queue, signer)
+        # Each replay starts a trace: its worker attempts are children of this span.
+        ids = {"frameio.event.type": job.event_type, "frameio.resource.id": getattr(job, "resource_id", None)}
+        with tracing.span("dead-letter replay", "PRODUCER", attributes=ids):
+            return send_job(celery, job, settings.queue, signer)
+
+    tracing.configure_tracing(settings, "frameio-kit-cli")
     celery = producer_app(settings)
     try:
         for letter in letters:
-            task_id = store.replay(letter, lambda job: send_job(celery, job, settings.queue, signer))
+            task_id = store.replay(letter, send)
             what = letter.job.ids if letter.job is not None else letter.task
             print(printable(f"replayed {letter.id} {what} task={task_id}"))
     finally:
         celery.close()
+        tracing.shutdown()
     print(f"replayed {len(letters)} dead letter(s)")
     return 0
 

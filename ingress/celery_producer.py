@@ -16,6 +16,7 @@ import anyio.to_thread
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared import tracing
 from shared.errors import BrokerUnavailable
 from shared.jobs.publish import producer_app, send_task
 from shared.redis_keys import dedup_key
@@ -41,7 +42,8 @@ class CeleryProducer:
 
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
         """Publish unless a delivery with `key` was accepted within the window: True when new."""
-        publish = partial(send_task, self._celery, task_name, kwargs, kwargsrepr, self._queue)
+        # Read here: the publishing thread does not see this request's trace context.
+        publish = partial(send_task, self._celery, task_name, kwargs, kwargsrepr, self._queue, tracing.carrier())
         try:
             async with asyncio.timeout(self._timeout):
                 if self._dedup_window > 0 and not await self._claim(dedup_key(key)):

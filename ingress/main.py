@@ -7,6 +7,7 @@ import gc
 from starlette.applications import Starlette
 
 from ingress.app import create_app
+from shared import tracing
 from shared.core.loading import load_app
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -15,6 +16,7 @@ from shared.settings import get_settings
 def create_from_env() -> Starlette:
     settings = get_settings()
     configure_logging(settings)
+    tracing.configure_tracing(settings, "frameio-kit-ingress")
     web = create_app(load_app(settings.frameio_app), settings)
     tune_gc()
     return web

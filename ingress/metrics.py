@@ -1,21 +1,25 @@
-"""Ingress Prometheus metrics, served on GET /metrics: requests by kind and outcome, enqueue and action latency.
+"""Ingress Prometheus metrics, served on GET /metrics: requests by kind and outcome, enqueue and action
+latency, and the queue gauges (oldest message's age, depth, in flight, dead letters) read per scrape.
 
 On the hot path: one dict lookup and one locked increment per request; label children are cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics import Counter as _CounterT
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ingress.state import IngressState
 from shared.errors import RequestRejected, ServiceUnavailable
+from shared.jobs import queue_stats
 from shared.settings import Settings
 
 REQUESTS = Counter(
@@ -98,4 +102,20 @@ async def metrics_endpoint(request: Request) -> Response:
         provided = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(expected, provided):
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY) + await _queue_gauges(state), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _queue_gauges(state: IngressState) -> bytes:
+    """The queue gauges (shared/jobs/queue_stats.py), read for this scrape; none while Redis does
+    not answer within a second."""
+    settings = state.settings
+    try:
+        async with asyncio.timeout(1.0):
+            # The Redis fast path pushes to this client's database (ingress/producer.py).
+            broker = state.redis if settings.broker_is_redis else None
+            stats = await queue_stats.aread(broker, state.redis, settings.queue)
+    except (RedisError, OSError, TimeoutError):
+        return b""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(queue_stats.Reading(stats, settings.queue))
+    return generate_latest(registry)

@@ -23,7 +23,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared import tracing
 from shared.errors import BrokerUnavailable
+from shared.jobs.contract import ENQUEUED_AT_HEADER
 from shared.jobs.signing import JobSigner
 from shared.redis_keys import dedup_key, ledger_due_key, ledger_key
 
@@ -70,32 +72,36 @@ def build_task_message(
     # The signed kwargs are serialised once and spliced into the body: no second JSON pass.
     kwargs_json = signer.signed_json(task_name, kwargs) if signer is not None else orjson.dumps(kwargs)
     body = b"[[]," + kwargs_json + b"," + _EMBED + b"]"
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": task_name,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "()",
+        "kwargsrepr": kwargsrepr,
+        "origin": _ORIGIN,
+        "ignore_result": True,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+        ENQUEUED_AT_HEADER: time.time(),
+    }
+    if tracing.ACTIVE:
+        tracing.inject(headers)
     return orjson.dumps(
         {
             "body": base64.b64encode(body).decode("ascii"),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": {
-                "lang": "py",
-                "task": task_name,
-                "id": task_id,
-                "shadow": None,
-                "eta": None,
-                "expires": None,
-                "group": None,
-                "group_index": None,
-                "retries": 0,
-                "timelimit": [None, None],
-                "root_id": task_id,
-                "parent_id": None,
-                "argsrepr": "()",
-                "kwargsrepr": kwargsrepr,
-                "origin": _ORIGIN,
-                "ignore_result": True,
-                "replaced_task_nesting": 0,
-                "stamped_headers": None,
-                "stamps": {},
-            },
+            "headers": headers,
             "properties": {
                 "correlation_id": task_id,
                 "reply_to": "",

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from ingress import metrics
 from ingress.actions import answer_action
 from ingress.state import IngressState
+from shared import tracing
 from shared.core.events import ActionEvent, AnyEvent
 from shared.core.registry import HandlerSpec
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
@@ -26,8 +27,10 @@ from shared.errors import (
     EventValidationError,
     InvalidPayload,
     PayloadTooLarge,
+    RequestRejected,
     RequestTimedOut,
     SecretResolutionError,
+    ServiceUnavailable,
     SignatureInvalid,
 )
 from shared.install.context import bind_request, reset_request
@@ -40,6 +43,31 @@ _ACCEPTED = Response(status_code=202)
 
 async def receive_event(request: Request) -> Response:
     """Verify a Frame.io delivery; enqueue a webhook or answer an action."""
+    if tracing.ACTIVE:
+        return await _traced(request)
+    return await _receive_event(request)
+
+
+async def _traced(request: Request) -> Response:
+    """The request in a server span, child of an incoming `traceparent` if there is one."""
+    with tracing.span("POST /", "SERVER", tracing.extract(request.headers), {"http.request.method": "POST"}) as span:
+        try:
+            response = await _receive_event(request)
+        except Exception as exc:
+            span.set_attribute("http.response.status_code", status_of(exc))
+            raise
+        span.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+def status_of(exc: Exception) -> int:
+    """The status the exception handlers (ingress/app.py) answer `exc` with."""
+    if isinstance(exc, RequestRejected):
+        return exc.status_code
+    return 503 if isinstance(exc, ServiceUnavailable) else 500
+
+
+async def _receive_event(request: Request) -> Response:
     state: IngressState = request.app.state.kit
     started = time.perf_counter()
     event_type = "-"
@@ -65,6 +93,9 @@ async def receive_event(request: Request) -> Response:
         event_type = raw_type
         kind = spec.kind
         event = await _verified_event(state, spec, payload, body, timestamp, signature, ts)
+        if tracing.ACTIVE:
+            tracing.annotate(**tracing.event_attributes(event))
+            tracing.current_span().add_event("verified")
         if spec.kind == "webhook":
             outcome = await _enqueue_webhook(state, event, body, ts)
             _log(event_type, outcome, started)
@@ -210,4 +241,6 @@ async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts
 
 
 def _log(event_type: str, outcome: str, started: float) -> None:
+    if tracing.ACTIVE:
+        tracing.annotate(**{"frameio_kit.outcome": outcome})
     logger.info("%s %s %.1fms", event_type, outcome, (time.perf_counter() - started) * 1000)

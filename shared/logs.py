@@ -7,9 +7,11 @@ import logging
 import sys
 import time
 
+from shared import tracing
 from shared.settings import Settings
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_TEXT_TRACED_FORMAT = _TEXT_FORMAT + " trace=%(trace_id)s"
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,9 +24,21 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class TraceIdFilter(logging.Filter):
+    """Adds the current trace id to each record (`trace_id`, "-" outside a trace), so a log line
+    leads to its trace. Installed only when tracing is configured."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.trace_id = tracing.trace_id() or "-"
+        return True
 
 
 def configure_logging(settings: Settings) -> None:
@@ -38,7 +52,9 @@ def configure_logging(settings: Settings) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+        handler.setFormatter(logging.Formatter(_TEXT_TRACED_FORMAT if settings.tracing_enabled else _TEXT_FORMAT))
+    if settings.tracing_enabled:
+        handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -98,6 +98,15 @@ class Settings(SigningSecrets):
     log_level: str = Field("INFO", validation_alias=_env("FRAMEIO_KIT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("FRAMEIO_KIT_LOG_FORMAT"))
 
+    # Tracing (docs/operations.md) follows the standard OpenTelemetry variables; the SDK reads the
+    # others (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES...) itself.
+    otel_endpoint: str | None = Field(
+        None, validation_alias=_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otel_traces_exporter: str = Field("otlp", validation_alias=_env("OTEL_TRACES_EXPORTER"))
+    otel_sdk_disabled: bool = Field(False, validation_alias=_env("OTEL_SDK_DISABLED"))
+    otel_service_name: str | None = Field(None, validation_alias=_env("OTEL_SERVICE_NAME"))
+
     @field_validator("metrics_token", "session_secret")
     @classmethod
     def _blank_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -128,6 +137,13 @@ class Settings(SigningSecrets):
         """Longest retry delay allowed: a delayed retry waits unacknowledged in a worker, and if it
         outlives the visibility timeout the broker would hand it out a second time."""
         return min(self.retry_backoff_max, self.visibility_timeout / 2)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Tracing is on when an OTLP endpoint is set, the SDK is not disabled and the exporter is OTLP."""
+        exporters = {e.strip().lower() for e in self.otel_traces_exporter.split(",")}
+        endpoint = bool(self.otel_endpoint and self.otel_endpoint.strip())
+        return endpoint and not self.otel_sdk_disabled and "otlp" in exporters
 
     @property
     def celery_broker_url(self) -> str:

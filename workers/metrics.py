@@ -1,4 +1,5 @@
-"""Worker-side Prometheus metrics: tasks of every kind by outcome, handler duration, retries and queue depth.
+"""Worker-side Prometheus metrics: tasks of every kind by outcome, handler duration, retries and the
+queue gauges (oldest message's age, depth, in flight, dead letters).
 
 Served on FRAMEIO_KIT_WORKER_METRICS_PORT (0: off) by the worker's main process once it is ready.
 Counters live in the process that runs the handlers: the threads and solo pools (the default).
@@ -16,6 +17,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.jobs import queue_stats
 from shared.redis_client import sync_client
 from shared.settings import Settings, get_settings
 
@@ -49,20 +51,24 @@ def observe_handler(event_type: str, seconds: float) -> None:
     HANDLER_SECONDS.labels(event_type).observe(seconds)
 
 
-class QueueDepthCollector(Collector):
-    """`frameio_kit_queue_depth`: messages waiting in the broker, read from Redis at scrape time."""
+class QueueCollector(Collector):
+    """The queue gauges (shared/jobs/queue_stats.py: oldest message's age, depth, in flight, dead
+    letters), read from Redis at scrape time."""
 
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.queue
-        self._redis = sync_client(settings.celery_broker_url, "probe")
+        self._store = sync_client(settings.redis_url, "probe")
+        self._broker: redis.Redis | None = None
+        if settings.broker_is_redis:
+            same = settings.celery_broker_url == settings.redis_url
+            self._broker = self._store if same else sync_client(settings.celery_broker_url, "probe")
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("frameio_kit_queue_depth", "Webhook tasks waiting in the queue.", labels=["queue"])
         try:
-            family.add_metric([self._queue], float(self._redis.llen(self._queue)))
+            stats = queue_stats.read(self._broker, self._store, self._queue)
         except (redis.RedisError, OSError):
             return []  # an absent sample beats a wrong one; the worker's own logs say Redis is down
-        return [family]
+        return list(queue_stats.families(stats, self._queue))
 
 
 _serving = False
@@ -79,6 +85,6 @@ def _serve_metrics(**_: Any) -> None:
     except OSError as exc:
         logger.warning("metrics not served: cannot bind %s:%d (%s)", settings.host, settings.worker_metrics_port, exc)
         return
-    REGISTRY.register(QueueDepthCollector(settings))
+    REGISTRY.register(QueueCollector(settings))
     _serving = True
     logger.info("metrics served on http://%s:%d/metrics", settings.host, settings.worker_metrics_port)

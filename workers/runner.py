@@ -20,12 +20,14 @@ from celery import Task
 from celery.exceptions import Reject, Retry
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.actions.state import apply_context
 from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
 from shared.core.registry import HandlerSpec, Registry
 from shared.errors import HandlerFailed, PermanentError
-from shared.jobs.contract import ActionJob, WebhookJob
+from shared.jobs.contract import ENQUEUED_AT_HEADER, ActionJob, WebhookJob
 from shared.jobs.dead_letters import Attempt, Reason, printable
+from shared.jobs.publish import message_headers
 from shared.jobs.redaction import Redactor
 from shared.jobs.signing import unsigned
 from shared.settings import get_settings
@@ -102,6 +104,33 @@ class JobRunner(Generic[J]):
         self.runtime = runtime
 
     def __call__(self, task: Task, kwargs: dict[str, Any]) -> None:
+        if not tracing.ACTIVE:
+            self._run(task, kwargs)
+            return
+        request = task.request
+        attempt = (request.retries or 0) + 1
+        wait = tracing.wait_seconds(getattr(request, ENQUEUED_AT_HEADER, None))
+        # Every attempt is a child of the span that queued the event: retries carry the same
+        # parent (`_failed`), so attempts are siblings under the ingress request.
+        parent = tracing.extract(tracing.carried(request))
+        with tracing.span(
+            f"run/{self.kind.task_name}",
+            "CONSUMER",
+            parent,
+            {
+                "messaging.system": "celery",
+                "messaging.operation.type": "process",
+                "messaging.message.id": str(request.id),
+                "messaging.destination.name": (request.delivery_info or {}).get("routing_key"),
+                "celery.task_name": self.kind.task_name,
+                "frameio_kit.attempt": attempt,
+                "frameio_kit.worker": request.hostname,
+                "frameio_kit.queue.wait_seconds": wait,
+            },
+        ):
+            self._run(task, kwargs)
+
+    def _run(self, task: Task, kwargs: dict[str, Any]) -> None:
         task_id = str(task.request.id)
         # Before anything else: a job no ingress signed must not reach the store, a handler or a token.
         verdict = self.runtime.signer.verify(self.kind.task_name, kwargs)
@@ -116,7 +145,7 @@ class JobRunner(Generic[J]):
         store = self.runtime.store
         if with_redis("the completion check", lambda: store.is_done(job.idempotency_key)):
             logger.info("skipped %s task=%s: already completed", job.ids, task_id)
-            metrics.record_task(job.handler_key, "skipped")
+            _record(job.handler_key, "skipped")
             return
         app = self.runtime.app
         spec = self.kind.handlers(app).get(job.handler_key)
@@ -125,11 +154,17 @@ class JobRunner(Generic[J]):
             return
         event = self.kind.build_event(job)
         attempt = task.request.retries + 1
+        work = app.run(spec, event)
+        if tracing.ACTIVE:
+            attributes = tracing.event_attributes(event)
+            tracing.annotate(**attributes)
+            # The handler runs on the process loop's thread, which does not share this thread's context.
+            work = tracing.in_context(tracing.context_now(), f"handle {job.handler_key}", work, attributes)
         logger.info("started %s task=%s attempt=%d", job.ids, task_id, attempt)
         started = time.perf_counter()
         failure: Exception | None = None
         try:
-            self.runtime.run(app.run(spec, event))
+            self.runtime.run(work)
         except Retry:
             raise
         except Exception as exc:
@@ -141,7 +176,7 @@ class JobRunner(Generic[J]):
             self._failed(task, spec, job, failure, attempt, started)
             return
         with_redis("the completion marker", lambda: store.mark_done(job.idempotency_key))
-        metrics.record_task(job.handler_key, "done")
+        _record(job.handler_key, "done")
         logger.info(
             "done %s task=%s attempt=%d %.1fms", job.ids, task_id, attempt, (time.perf_counter() - started) * 1000
         )
@@ -163,7 +198,7 @@ class JobRunner(Generic[J]):
         logger.warning(
             "retrying %s task=%s attempt=%d in %.1fs\n%s", job.ids, task_id, attempt, delay, record.traceback
         )
-        metrics.record_task(job.handler_key, "retried")
+        _record(job.handler_key, "retried")
         try:
             raise task.retry(
                 exc=HandlerFailed(record.error),
@@ -173,6 +208,7 @@ class JobRunner(Generic[J]):
                 # otherwise put a repr of every kwarg (body, answers) in its headers and events.
                 kwargsrepr=job.describe(),
                 argsrepr="()",
+                headers=message_headers(tracing.carried(task.request)),
             )
         except Reject as rejected:
             # Celery acks (drops) a message whose retry could not be published; keep it instead.
@@ -181,7 +217,7 @@ class JobRunner(Generic[J]):
     def _dead_letter(self, job: J, reason: Reason, error: str, task_id: str) -> None:
         store = self.runtime.store
         letter = with_redis("the dead-letter store", lambda: store.dead_letter(job, reason, error, task_id))
-        metrics.record_task(job.handler_key, "dead_lettered")
+        _record(job.handler_key, "dead_lettered")
         logger.error(
             "dead-lettered %s task=%s id=%s attempts=%d: %s", job.ids, task_id, letter.id, len(letter.attempts), reason
         )
@@ -190,7 +226,16 @@ class JobRunner(Generic[J]):
         """Not run, acknowledged, counted and recorded by its ids only (never its content)."""
         store = self.runtime.store
         letter = with_redis("the dead-letter store", lambda: store.refused(self.kind.task_name, task_id, reason, error))
-        metrics.record_task("-", "refused")
+        _record("-", "refused")
         logger.error(
             "refused %s task=%s id=%s: %s (not run)", self.kind.task_name, printable(task_id[:64]), letter.id, error
         )
+
+
+def _record(handler_key: str, outcome: metrics.Outcome) -> None:
+    """Count the run's outcome, and put it on the attempt's span."""
+    metrics.record_task(handler_key, outcome)
+    if tracing.ACTIVE:
+        tracing.annotate(**{"frameio_kit.outcome": outcome})
+        if outcome in ("retried", "dead_lettered", "refused"):
+            tracing.mark_error(tracing.current_span(), outcome)

@@ -1,5 +1,5 @@
 """Worker lifecycle: load the integration and the job-signing keys at start so a bad FRAMEIO_APP or a
-missing key fails fast; stop the loop at the end."""
+missing key fails fast, and set up tracing; stop the loop and flush spans at the end."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from celery.signals import setup_logging, worker_init, worker_shutdown
 
+from shared import tracing
 from shared.errors import EncryptionKeyMismatch
 from shared.logs import configure_logging
 from shared.oauth.token_manager import check_keys_at_start_up
@@ -29,6 +30,7 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
 
 @worker_init.connect
 def _load_integration(**_: Any) -> None:
+    tracing.configure_tracing(get_settings(), "frameio-kit-worker")
     runtime = current()
     runtime.signer  # noqa: B018 - built now, so a missing key stops the worker at start
     try:
@@ -46,3 +48,4 @@ def _stop_loop(**_: Any) -> None:
     except Exception:
         logging.getLogger("frameio_kit.worker").warning("closing clients at shutdown failed", exc_info=True)
     runtime.stop_loop()
+    tracing.shutdown()

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 from frameio import AsyncFrameio
 
+from shared import tracing
+
 _EXPERIMENTAL_HEADERS = {"api-version": "experimental"}
 
 
@@ -39,6 +41,8 @@ class Client(AsyncFrameio):
         self._http = httpx_client or httpx.AsyncClient(
             timeout=timeout if timeout is not None else 60.0, follow_redirects=bool(follow_redirects)
         )
+        if tracing.ACTIVE and httpx_client is None:
+            tracing.traced_client(self._http)
         sync_token: str | Callable[[], str] = token if token is not None else "unused"
         super().__init__(
             base_url=base_url,

@@ -16,6 +16,9 @@ from shared.jobs.redaction import string_leaves
 
 HANDLE_WEBHOOK = "frameio_kit.handle_webhook"
 HANDLE_ACTION_JOB = "frameio_kit.handle_action_job"
+ENQUEUED_AT_HEADER = "frameio_kit_enqueued_at"
+"""Message header: when the message was put on the queue (Unix seconds), for the queue-age gauge
+and the wait time of each attempt."""
 
 
 class WebhookJob(BaseModel):

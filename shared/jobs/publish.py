@@ -5,11 +5,13 @@ Synchronous (Celery's producer is): async callers run it in a thread.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
 
-from shared.jobs.contract import AnyJob
+from shared import tracing
+from shared.jobs.contract import ENQUEUED_AT_HEADER, AnyJob
 from shared.jobs.signing import JobSigner
 from shared.settings import Settings
 
@@ -32,7 +34,22 @@ def producer_app(settings: Settings) -> Celery:
     return app
 
 
-def send_task(app: Celery, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str) -> str:
+def message_headers(trace: dict[str, str] | None = None) -> dict[str, Any]:
+    """Headers every published message carries: the enqueue time and the trace context (`trace`,
+    or the current one: pass it explicitly when publishing from another thread)."""
+    headers: dict[str, Any] = {ENQUEUED_AT_HEADER: time.time()}
+    headers.update(tracing.carrier() if trace is None else trace)
+    return headers
+
+
+def send_task(
+    app: Celery,
+    task_name: str,
+    kwargs: dict[str, Any],
+    kwargsrepr: str,
+    queue: str,
+    trace: dict[str, str] | None = None,
+) -> str:
     """Publish one persistent task message; returns the task id. Raises on broker failure."""
     result = app.send_task(
         task_name,
@@ -42,6 +59,7 @@ def send_task(app: Celery, task_name: str, kwargs: dict[str, Any], kwargsrepr: s
         ignore_result=True,
         retry=True,
         retry_policy=_PUBLISH_RETRY,
+        headers=message_headers(trace),
     )
     return str(result.id)
 
