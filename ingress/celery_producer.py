@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from shared import tracing
 from shared.errors import BrokerUnavailable
 from shared.jobs.publish import producer_app, send_task
+from shared.jobs.signing import JobSigner
 from shared.redis_keys import dedup_key
 from shared.settings import Settings
 
@@ -33,8 +34,9 @@ _PENDING_TTL = 30
 class CeleryProducer:
     """One per ingress process. Publishing runs in worker threads (Celery's producer blocks)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings, signer: JobSigner) -> None:
         self._redis = redis
+        self._signer = signer
         self._queue = settings.queue
         self._dedup_window = settings.dedup_window
         self._timeout = settings.enqueue_timeout
@@ -43,7 +45,8 @@ class CeleryProducer:
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
         """Publish unless a delivery with `key` was accepted within the window: True when new."""
         # Read here: the publishing thread does not see this request's trace context.
-        publish = partial(send_task, self._celery, task_name, kwargs, kwargsrepr, self._queue, tracing.carrier())
+        signed = self._signer.sign(task_name, kwargs)
+        publish = partial(send_task, self._celery, task_name, signed, kwargsrepr, self._queue, tracing.carrier())
         try:
             async with asyncio.timeout(self._timeout):
                 if self._dedup_window > 0 and not await self._claim(dedup_key(key)):

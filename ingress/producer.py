@@ -129,10 +129,18 @@ class RedisProducer:
     """Group-committing producer for a Redis broker. One per process, shared by all requests."""
 
     def __init__(
-        self, redis: Redis, queue: str, *, dedup_window: int, timeout: float, stale_after: float = 1800.0
+        self,
+        redis: Redis,
+        queue: str,
+        *,
+        dedup_window: int,
+        timeout: float,
+        stale_after: float = 1800.0,
+        signer: JobSigner | None = None,
     ) -> None:
         self._redis = redis
         self._queue = queue
+        self._signer = signer
         self._dedup_window = dedup_window
         self._timeout = timeout
         self._stale_after = stale_after
@@ -141,7 +149,11 @@ class RedisProducer:
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
 
-    async def enqueue(self, message: bytes, key: str) -> bool:
+    async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
+        """Queue one task as a signed Celery message (the `Producer` interface): True when new."""
+        return await self.push(build_task_message(task_name, kwargs, kwargsrepr, self._queue, self._signer), key)
+
+    async def push(self, message: bytes, key: str) -> bool:
         """Push `message` unless a delivery with `key` was accepted within the dedup window.
 
         Returns True when pushed, False for a duplicate. Transient Redis errors are retried until

@@ -8,8 +8,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ingress.celery_producer import CeleryProducer
-from ingress.producer import RedisProducer, build_task_message
+from ingress.producers import Producer, build_producer
 from shared.core.registry import Registry
 from shared.jobs.signing import JobSigner
 from shared.redis_client import async_client
@@ -26,25 +25,14 @@ class IngressState:
         self.settings = settings
         self.signer = JobSigner.from_settings(settings)
         self.redis = async_client(settings.redis_url, "ingress")
-        self.producer = RedisProducer(
-            self.redis,
-            settings.queue,
-            dedup_window=settings.dedup_window,
-            timeout=settings.enqueue_timeout,
-            stale_after=settings.ledger_stale_after,
-        )
-        # The Redis fast path writes kombu's Redis messages itself; any other broker goes through Celery.
-        self.celery_producer = None if settings.broker_is_redis else CeleryProducer(self.redis, settings)
+        self.producer: Producer = build_producer(settings, self.redis, self.signer)
         self.fallback_secrets = [
             s.get_secret_value() for s in (settings.webhook_secret, settings.custom_action_secret) if s is not None
         ]
 
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
         """Durably queue one task, signed; True when new, False for a duplicate delivery."""
-        if self.celery_producer is not None:
-            return await self.celery_producer.enqueue(task_name, self.signer.sign(task_name, kwargs), kwargsrepr, key)
-        message = build_task_message(task_name, kwargs, kwargsrepr, self.settings.queue, self.signer)
-        return await self.producer.enqueue(message, key)
+        return await self.producer.enqueue(task_name, kwargs, kwargsrepr, key)
 
     async def redis_ready(self) -> bool:
         try:
@@ -55,6 +43,4 @@ class IngressState:
 
     async def close(self) -> None:
         await self.producer.close()
-        if self.celery_producer is not None:
-            await self.celery_producer.close()
         await self.redis.aclose()

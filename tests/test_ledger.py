@@ -21,7 +21,7 @@ def _enqueue(url: str, keys: list[str], stale_after: float) -> None:
         client = Redis.from_url(url)
         producer = RedisProducer(client, "q", dedup_window=60, timeout=2.0, stale_after=stale_after)
         try:
-            await asyncio.gather(*(producer.enqueue(f"message-{k}".encode(), k) for k in keys))
+            await asyncio.gather(*(producer.push(f"message-{k}".encode(), k) for k in keys))
         finally:
             await producer.close()
             await client.aclose()

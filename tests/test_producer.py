@@ -21,8 +21,8 @@ def test_concurrent_enqueues_are_each_pushed_once_and_duplicates_detected(redis_
         await client.flushall()
         producer = RedisProducer(client, "q", dedup_window=60, timeout=2.0)
         try:
-            first = await asyncio.gather(*(producer.enqueue(f"m{i}".encode(), f"k{i}") for i in range(300)))
-            again = await asyncio.gather(*(producer.enqueue(b"again", f"k{i}") for i in range(0, 300, 30)))
+            first = await asyncio.gather(*(producer.push(f"m{i}".encode(), f"k{i}") for i in range(300)))
+            again = await asyncio.gather(*(producer.push(b"again", f"k{i}") for i in range(0, 300, 30)))
             return list(first), list(again), int(await client.llen("q"))
         finally:
             await producer.close()
@@ -47,7 +47,7 @@ def test_a_broker_that_never_answers_gives_broker_unavailable_within_the_budget(
         producer = RedisProducer(client, "q", dedup_window=60, timeout=0.4)
         started = time.monotonic()
         try:
-            await producer.enqueue(b"m", "k")
+            await producer.push(b"m", "k")
             outcome = "enqueued"
         except BrokerUnavailable:
             outcome = "unavailable"

@@ -1,0 +1,36 @@
+"""The one interface the ingress queues jobs through, and which implementation a broker gets."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from ingress.celery_producer import CeleryProducer
+from ingress.producer import RedisProducer
+from shared.jobs.signing import JobSigner
+from shared.settings import Settings
+
+
+class Producer(Protocol):
+    """Durably queues one signed task: True when new, False for a duplicate delivery (same `key`
+    within the de-duplication window); `BrokerUnavailable` when the broker did not take it in time."""
+
+    async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def build_producer(settings: Settings, redis: Redis, signer: JobSigner) -> Producer:
+    """Redis brokers get the group-committing fast path that writes kombu's messages itself; any
+    other broker (RabbitMQ) goes through Celery's own producer, off the event loop."""
+    if settings.broker_is_redis:
+        return RedisProducer(
+            redis,
+            settings.queue,
+            dedup_window=settings.dedup_window,
+            timeout=settings.enqueue_timeout,
+            stale_after=settings.ledger_stale_after,
+            signer=signer,
+        )
+    return CeleryProducer(redis, settings, signer)
