@@ -30,7 +30,14 @@ from shared.core.events import ActionEvent
 from shared.core.registry import AuthCompleteContext, HandlerSpec, Registry
 from shared.core.ui import AnyResponse, Form, LinkField, Message
 from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
-from shared.oauth.config import bind_event_account, reset_event_account, reset_user_token, set_user_token
+from shared.install.context import current_request
+from shared.oauth.config import (
+    bind_event_account,
+    reset_event_account,
+    reset_user_token,
+    set_user_token,
+    with_mount_prefix,
+)
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
 
@@ -117,7 +124,18 @@ def login_link(
 ) -> str:
     expires = int((time.time() if now is None else now) + LOGIN_LINK_TTL)
     token = sign_login_token(manager.cipher.signing_keys[0], user_id, interaction_id, expires, account_id=account_id)
-    return f"{manager.config.base_url.rstrip('/')}/auth/login?{urlencode({'t': token})}"
+    return f"{public_base(manager, current_request())}/auth/login?{urlencode({'t': token})}"
+
+
+def public_base(manager: TokenManager, request: Request | None) -> str:
+    """`OAuthConfig.base_url`, with the mount prefix when the App is mounted under one."""
+    root_path = str(request.scope.get("root_path", "")) if request is not None else ""
+    return with_mount_prefix(manager.config.base_url, root_path)
+
+
+def redirect_uri(manager: TokenManager, request: Request) -> str:
+    """The callback Adobe sends the user back to: `{base_url}{prefix}/auth/callback`."""
+    return f"{public_base(manager, request)}/auth/callback"
 
 
 def sign_login_token(key: bytes, user_id: str, interaction_id: str, expires_at: int, *, account_id: str) -> str:
@@ -167,7 +185,7 @@ async def login(request: Request) -> Response:
         return _error_page(exc, "login")
     logger.info("sign-in %s: user %s account %s", how, claims.user_id, claims.account_id)
     url = manager.ims.authorize_url(
-        redirect_uri=manager.config.redirect_uri, scopes=manager.config.scopes, state=state, code_challenge=challenge
+        redirect_uri=redirect_uri(manager, request), scopes=manager.config.scopes, state=state, code_challenge=challenge
     )
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
@@ -244,7 +262,7 @@ async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[Lo
     except (TokenUnreadable, orjson.JSONDecodeError, KeyError, TypeError):
         raise SignInRejected("This sign-in can no longer be completed. Run the action again.") from None
     try:
-        payload = await manager.ims.exchange_code(code, record["v"], manager.config.redirect_uri)
+        payload = await manager.ims.exchange_code(code, record["v"], redirect_uri(manager, request))
     except GrantRejected:
         raise SignInRejected("Adobe did not accept this sign-in. Run the action again.") from None
     except IdentityProviderUnavailable:

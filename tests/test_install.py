@@ -196,3 +196,26 @@ def test_mounted_under_a_prefix_the_install_urls_carry_the_prefix(install_env: N
     cookie = login.headers["set-cookie"]
     assert "Path=/frameio/install" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert "Secure" in cookie
+
+
+def test_mounted_under_a_prefix_the_user_sign_in_urls_carry_the_prefix(install_env: None) -> None:
+    """`require_user_auth` behind a mount: the sign-in link and Adobe's redirect URI include the prefix."""
+    app = App(oauth=oauth("https://kit.example.test"))
+
+    @app.on_action("my_app.needs_user", name="N", description="d", secret=ACTION_SECRET, require_user_auth=True)
+    async def needs_user(event: ActionEvent) -> Message:
+        return Message(title="ok", description="signed in")
+
+    web = Starlette(routes=[Mount("/frameio", app=app)])
+    with TestClient(web, base_url="https://kit.example.test") as client:
+        body, headers = sign_request(
+            action_payload("my_app.needs_user", interaction_id="i-prefix", user_id="u-1", account_id="a-1"),
+            ACTION_SECRET,
+        )
+        form = client.post("/frameio/", content=body, headers=headers).json()
+        link = next(f["value"] for f in form["fields"] if f.get("type") == "link")
+        assert link.startswith("https://kit.example.test/frameio/auth/login?t=")
+        login = client.get(urlsplit(link).path + "?" + urlsplit(link).query, follow_redirects=False)
+    assert login.status_code == 302, login.text
+    query = parse_qs(urlsplit(login.headers["location"]).query)
+    assert query["redirect_uri"] == ["https://kit.example.test/frameio/auth/callback"]

@@ -25,6 +25,7 @@ from shared.install.api import FrameioAdminApi
 from shared.install.models import compute_diff
 from shared.install.operations import Installer
 from shared.install.options import InstallOptions
+from shared.oauth.config import with_mount_prefix
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
 
@@ -69,9 +70,7 @@ def install_routes() -> list[Route]:
 def public_base(request: Request, options: InstallOptions, oauth_base: str) -> str:
     """`App(base_url=...)`, else `OAuthConfig.base_url`, with the mount prefix added when the app
     is mounted under one (Starlette's `root_path`) and the configured URL does not end with it."""
-    base = (options.base_url or oauth_base).rstrip("/")
-    prefix = str(request.scope.get("root_path", "")).rstrip("/")
-    return base + prefix if prefix and not base.endswith(prefix) else base
+    return with_mount_prefix(options.base_url or oauth_base, str(request.scope.get("root_path", "")))
 
 
 _stores: dict[int, SessionStore] = {}

@@ -52,6 +52,11 @@ def get_request() -> Any:
     return request
 
 
+def current_request() -> Any | None:
+    """The Starlette `Request` being answered, or None (for the framework; handlers use `get_request()`)."""
+    return _request.get()
+
+
 def bind_request(request: Any) -> Token[Any | None]:
     return _request.set(request)
 

@@ -101,3 +101,11 @@ def bind_event_account(account_id: str | None) -> Token[str | None]:
 
 def reset_event_account(handle: Token[str | None]) -> None:
     _current_account.reset(handle)
+
+
+def with_mount_prefix(base_url: str, root_path: str) -> str:
+    """`base_url` plus the ASGI mount prefix (`root_path`) when the app is mounted under one and the
+    configured URL does not already end with it: the public URL of this app's routes."""
+    base = base_url.rstrip("/")
+    prefix = root_path.rstrip("/")
+    return base + prefix if prefix and not base.endswith(prefix) else base
