@@ -11,6 +11,7 @@ import hashlib
 import time
 import traceback
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, Literal
 
 import redis
@@ -32,6 +33,11 @@ Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "malformed"
 REFUSED: frozenset[Reason] = frozenset({"unsigned", "malformed"})
 """Reasons of jobs that were never run: no ingress signed them (or they do not parse). Never replayed."""
 _TRACEBACK_CHARS = 4000
+
+# One script call per task on each side of the handler (begin.lua, complete.lua): a round trip
+# with no client-side pipeline or MULTI/EXEC to build and parse (docs/performance.md).
+_BEGIN_LUA = resources.files("shared.jobs").joinpath("begin.lua").read_text(encoding="utf-8")
+_COMPLETE_LUA = resources.files("shared.jobs").joinpath("complete.lua").read_text(encoding="utf-8")
 
 
 class Attempt(BaseModel):
@@ -133,6 +139,10 @@ class DeadLetterStore:
         self._retention = retention
         self._completion_ttl = completion_ttl
         self._stale_after = stale_after
+        self._begin = client.register_script(_BEGIN_LUA)
+        self._complete = client.register_script(_COMPLETE_LUA)
+        self._due_key = ledger_due_key()
+        self._ledger_key = ledger_key()
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> DeadLetterStore:
@@ -149,20 +159,13 @@ class DeadLetterStore:
     def is_done(self, idempotency_key: str) -> bool:
         """Completed already? Also pushes back the ledger deadline of an event about to run, in
         the same round trip, so the ledger sweep leaves a running handler alone."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(done_key(idempotency_key))
-        pipe.zadd(ledger_due_key(), {idempotency_key: time.time() + self._stale_after}, xx=True)
-        done, _ = pipe.execute()
-        return bool(done)
+        keys = (done_key(idempotency_key), self._due_key)
+        return bool(self._begin(keys=keys, args=(idempotency_key, time.time() + self._stale_after)))
 
     def mark_done(self, idempotency_key: str) -> None:
         """Completed: a redelivery of this event (a crash before the ack) will not run it again."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(done_key(idempotency_key), "1", ex=self._completion_ttl)
-        pipe.delete(attempts_key(idempotency_key))
-        pipe.hdel(ledger_key(), idempotency_key)
-        pipe.zrem(ledger_due_key(), idempotency_key)
-        pipe.execute()
+        keys = (done_key(idempotency_key), attempts_key(idempotency_key), self._ledger_key, self._due_key)
+        self._complete(keys=keys, args=(idempotency_key, self._completion_ttl))
 
     def release(self, idempotency_key: str) -> None:
         """Given up without a dead letter: take the event out of the in-flight ledger."""
