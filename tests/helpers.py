@@ -18,6 +18,7 @@ from frameio_kit.testing import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+cli = cli_command
 
 WEBHOOK_SECRET = "test-webhook-secret-5f2a"
 ACTION_SECRET = "test-action-secret-9c1d"
