@@ -82,7 +82,7 @@ def test_a_process_that_exits_leaves_every_buffered_line(tmp_path: Path) -> None
         "    log.info('file.ready enqueued %d', i)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "FRAMEIO_KIT_LOG_FLUSH_INTERVAL": "10"}
-    done = subprocess.run(  # noqa: S603 - this interpreter and a fixed script
+    done = subprocess.run(
         [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
     )
     lines = done.stderr.splitlines()
