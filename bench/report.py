@@ -161,6 +161,21 @@ def render(results: dict[str, Any], out_dir: Path) -> str:
                     _ok(_med(a["p99"]) <= 20),
                 )
             )
+        runs = results.get("ingress_runs", [])
+        by_round = {(r["label"], r["round"]): r for r in runs}
+        form = [
+            by_round[("kit_action", n)]["p99_ms"] / by_round[("bare_w1", n)]["p99_ms"]
+            for (label, n) in by_round
+            if label == "kit_action" and ("bare_w1", n) in by_round
+        ]
+        if form:
+            targets.append(
+                (
+                    "Form answer p99 at saturation ≤ 2x bare Starlette's p99 in the same round",
+                    f"{_med(form):.1f}x (per round: " + ", ".join(f"{x:.1f}x" for x in form) + ")",
+                    _ok(_med(form) <= 2),
+                )
+            )
         for label, what, limit in (
             ("action_paced", "Form answer", 20),
             ("kit_paced", "webhook ack", 40),
@@ -242,6 +257,18 @@ def render(results: dict[str, Any], out_dir: Path) -> str:
                     f"{_med(bare):,.0f} tasks/s; worker CPU {cpu_k:,.0f} vs {cpu_b:,.0f} µs/task "
                     f"({100 * (cpu_k / cpu_b - 1) if cpu_b else 0:+.0f}%)",
                     _ok(_med(overheads) <= 20),
+                )
+            )
+            cpu_rounds = defaultdict(dict)
+            for r in wr:
+                if r["label"] in ("bare_noop", "kit_noop"):
+                    cpu_rounds[r["round"]][r["label"]] = r.get("cpu_us", 0)
+            cpu_ratios = [d["kit_noop"] / d["bare_noop"] for d in cpu_rounds.values() if len(d) == 2 and d["bare_noop"]]
+            targets.append(
+                (
+                    "worker CPU per no-op task ≤ 1.2x a bare Celery task's in the same round (threads -c 8)",
+                    f"{_med(cpu_ratios):.2f}x (per round: " + ", ".join(f"{x:.2f}x" for x in cpu_ratios) + ")",
+                    _ok(_med(cpu_ratios) <= 1.2),
                 )
             )
         c = results["args"].get("concurrency", 32)

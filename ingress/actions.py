@@ -109,8 +109,7 @@ async def _run_step(
     finally:
         reset_hand_off(token)
     budget = state.settings.action_timeout
-    done, _ = await asyncio.wait({task}, timeout=budget)
-    if not done:
+    if not await _finished_within(task, budget):
         task.cancel()
         task.add_done_callback(functools.partial(_log_late, event))
         logger.warning(
@@ -122,6 +121,26 @@ async def _run_step(
     except Exception:
         logger.exception("%s interaction=%s: action handler failed", event.type, event.interaction_id)
         return StepResult(_encode(FAILED_MESSAGE), record=None, context=sent_context)
+
+
+async def _finished_within(task: asyncio.Task[AnyResponse], budget: float) -> bool:
+    """Whether `task` ended within `budget` seconds; it is left running otherwise. One future and
+    one timer: asyncio.wait() builds sets, a coroutine and a callback per call on this hot path."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_later(budget, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
 
 
 def _log_late(event: ActionEvent, task: asyncio.Task[AnyResponse]) -> None:

@@ -15,7 +15,7 @@ from shared.settings import get_settings
 
 def create_from_env() -> Starlette:
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, buffered=True)
     tracing.configure_tracing(settings, "frameio-kit-ingress")
     web = create_app(load_app(settings.frameio_app), settings)
     tune_gc()

@@ -9,7 +9,7 @@ the new messages, and each request is answered only after the call carrying it h
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import itertools
 import logging
 import os
@@ -98,7 +98,7 @@ def build_task_message(
         tracing.inject(headers)
     return orjson.dumps(
         {
-            "body": base64.b64encode(body).decode("ascii"),
+            "body": binascii.b2a_base64(body, newline=False).decode("ascii"),
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": headers,

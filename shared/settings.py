@@ -97,6 +97,7 @@ class Settings(SigningSecrets):
 
     log_level: str = Field("INFO", validation_alias=_env("FRAMEIO_KIT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("FRAMEIO_KIT_LOG_FORMAT"))
+    log_flush_interval: float = Field(0.2, ge=0, le=10, validation_alias=_env("FRAMEIO_KIT_LOG_FLUSH_INTERVAL"))
 
     # Tracing (docs/operations.md) follows the standard OpenTelemetry variables; the SDK reads the
     # others (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES...) itself.

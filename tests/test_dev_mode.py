@@ -108,9 +108,13 @@ def test_dev_mode_runs_the_handler_through_the_queue(base_env, tmp_path, frameio
         assert posted[0]["path"].endswith("/files/file-123/comments")
         assert posted[0]["auth"] == "Bearer dev-token"
         assert "ready for review" in posted[0]["body"]["data"]["text"]
+        # INFO lines reach the log within FRAMEIO_KIT_LOG_FLUSH_INTERVAL (docs/operations.md): wait for them.
+        done_line = re.compile(r"frameio_kit\.worker: done file\.ready resource=file-123")
+        wait_until(
+            lambda: done_line.search(dev.output()), timeout=10, what="the worker's done line"
+        )  # ...a worker ran it
         log = dev.output()
         assert "file.ready enqueued" in log  # the ingress queued it...
-        assert re.search(r"frameio_kit\.worker: done file\.ready resource=file-123", log)  # ...a worker ran it
 
         forged = send("file.ready", "--url", url, "--secret", "not-the-secret", env=env)
         assert forged.returncode == 1

@@ -39,16 +39,27 @@ HANDLER_SECONDS = Histogram(
 )
 
 
+# Label children, cached: `labels()` takes a lock and builds a key on every call.
+_task_children: dict[tuple[str, str], Any] = {}
+_handler_children: dict[str, Any] = {}
+
+
 def record_task(event_type: str, outcome: Outcome) -> None:
     """Count one task run by how it ended."""
-    TASKS.labels(event_type, outcome).inc()
+    child = _task_children.get((event_type, outcome))
+    if child is None:
+        child = _task_children[(event_type, outcome)] = TASKS.labels(event_type, outcome)
+    child.inc()
     if outcome == "retried":
         RETRIES.labels(event_type).inc()
 
 
 def observe_handler(event_type: str, seconds: float) -> None:
     """Time one handler run, whether it succeeded or raised."""
-    HANDLER_SECONDS.labels(event_type).observe(seconds)
+    child = _handler_children.get(event_type)
+    if child is None:
+        child = _handler_children[event_type] = HANDLER_SECONDS.labels(event_type)
+    child.observe(seconds)
 
 
 class QueueCollector(Collector):

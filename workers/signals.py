@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import setup_logging, worker_init, worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_shutdown
 
 from shared import tracing
 from shared.errors import EncryptionKeyMismatch
@@ -19,7 +19,7 @@ from workers.runtime import current
 @setup_logging.connect
 def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
     """Workers log like the ingress (FRAMEIO_KIT_LOG_FORMAT); connecting here keeps Celery's own set-up out."""
-    configure_logging(get_settings())
+    configure_logging(get_settings(), buffered=True)
     if loglevel:
         logging.getLogger().setLevel(loglevel)
     # Celery's own "Received task" / "Task succeeded" lines repeat ours (which carry the event type
@@ -49,3 +49,10 @@ def _stop_loop(**_: Any) -> None:
         logging.getLogger("frameio_kit.worker").warning("closing clients at shutdown failed", exc_info=True)
     runtime.stop_loop()
     tracing.shutdown()
+
+
+@worker_process_shutdown.connect
+def _flush_logs(**_: Any) -> None:
+    """A prefork child leaves with os._exit, skipping the exit-time flush of buffered log lines."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()

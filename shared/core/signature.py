@@ -5,7 +5,6 @@ Verification works on the raw bytes, before any parsing, and never raises on hos
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ _SIGNATURE_LENGTH = len("v0=") + 64
 def compute_signature(body: bytes, timestamp: str | int, secret: str) -> str:
     """The `X-Frameio-Signature` value Frame.io would send for this body and timestamp."""
     message = b"v0:" + str(timestamp).encode("ascii") + b":" + body
-    return "v0=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return "v0=" + hmac.digest(secret.encode("utf-8"), message, "sha256").hex()
 
 
 def sign_headers(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:

@@ -8,9 +8,11 @@ FRAMEIO_KIT_DEAD_LETTER_RETENTION seconds. Also owns the per-job attempt history
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, Literal
 
 import redis
@@ -32,6 +34,11 @@ Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "malformed"
 REFUSED: frozenset[Reason] = frozenset({"unsigned", "malformed"})
 """Reasons of jobs that were never run: no ingress signed them (or they do not parse). Never replayed."""
 _TRACEBACK_CHARS = 4000
+
+# One script call per task on each side of the handler (begin.lua, complete.lua): a round trip
+# with no client-side pipeline or MULTI/EXEC to build and parse (docs/performance.md).
+_BEGIN_LUA = resources.files("shared.jobs").joinpath("begin.lua").read_text(encoding="utf-8")
+_COMPLETE_LUA = resources.files("shared.jobs").joinpath("complete.lua").read_text(encoding="utf-8")
 
 
 class Attempt(BaseModel):
@@ -133,6 +140,11 @@ class DeadLetterStore:
         self._retention = retention
         self._completion_ttl = completion_ttl
         self._stale_after = stale_after
+        self._begin = client.register_script(_BEGIN_LUA)
+        self._complete = client.register_script(_COMPLETE_LUA)
+        self._due_key = ledger_due_key()
+        self._ledger_key = ledger_key()
+        self._local = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> DeadLetterStore:
@@ -146,23 +158,26 @@ class DeadLetterStore:
 
     # -- completion and attempts ------------------------------------------------------------
 
+    def _thread_client(self) -> redis.Redis:
+        """A client holding one of the pool's connections for the calling thread's lifetime: the
+        pool's per-command checkout (a lock and a poll()) was a third of each round trip's CPU."""
+        client: redis.Redis | None = getattr(self._local, "client", None)
+        if client is None:
+            client = redis.Redis(connection_pool=self._redis.connection_pool, single_connection_client=True)
+            self._local.client = client
+        return client
+
     def is_done(self, idempotency_key: str) -> bool:
         """Completed already? Also pushes back the ledger deadline of an event about to run, in
         the same round trip, so the ledger sweep leaves a running handler alone."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(done_key(idempotency_key))
-        pipe.zadd(ledger_due_key(), {idempotency_key: time.time() + self._stale_after}, xx=True)
-        done, _ = pipe.execute()
-        return bool(done)
+        keys = (done_key(idempotency_key), self._due_key)
+        args = (idempotency_key, time.time() + self._stale_after)
+        return bool(self._begin(keys=keys, args=args, client=self._thread_client()))
 
     def mark_done(self, idempotency_key: str) -> None:
         """Completed: a redelivery of this event (a crash before the ack) will not run it again."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(done_key(idempotency_key), "1", ex=self._completion_ttl)
-        pipe.delete(attempts_key(idempotency_key))
-        pipe.hdel(ledger_key(), idempotency_key)
-        pipe.zrem(ledger_due_key(), idempotency_key)
-        pipe.execute()
+        keys = (done_key(idempotency_key), attempts_key(idempotency_key), self._ledger_key, self._due_key)
+        self._complete(keys=keys, args=(idempotency_key, self._completion_ttl), client=self._thread_client())
 
     def release(self, idempotency_key: str) -> None:
         """Given up without a dead letter: take the event out of the in-flight ledger."""
