@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import orjson
 from starlette.applications import Starlette
@@ -21,7 +20,7 @@ from starlette.routing import Route
 from bench.payloads import WEBHOOK_SECRET
 from shared.core.events import WebhookEvent
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
 from shared.settings import get_settings
 
 _INLINE_SLEEP = float(os.environ.get("BENCH_INLINE_SLEEP", "1.0"))
@@ -58,15 +57,7 @@ async def _obvious(request: Request) -> Response:
     event = _verified(body, request)
     if event is None:
         return Response(status_code=401)
-    key = idempotency_key(event.type, body)
-    job = WebhookJob(
-        event_type=event.type,
-        resource_id=event.resource_id,
-        body=body.decode(),
-        timestamp=event.timestamp,
-        received_at=time.time(),
-        idempotency_key=key,
-    )
+    job = WebhookJob.for_delivery(event.type, event.resource_id, body, event.timestamp)
     _celery.send_task(HANDLE_WEBHOOK, kwargs=job.model_dump())
     return Response(status_code=202)
 

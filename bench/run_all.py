@@ -32,7 +32,7 @@ from bench import payloads, report  # noqa: E402
 from bench.procs import PY, Server, WrkResult, cpu_seconds, rss_mb, start_kit_ingress, start_uvicorn, wrk  # noqa: E402
 from frameio_kit.testing import RedisServer, Service, celery_command, cli_command, wait_until  # noqa: E402
 from ingress.producer import build_task_message  # noqa: E402
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key  # noqa: E402
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob  # noqa: E402
 from shared.jobs.signing import JobSigner  # noqa: E402
 
 QUEUE = "frameio-kit"
@@ -205,14 +205,7 @@ class Bench:
         out = []
         for i in range(n):
             body = payloads.webhook_body(i, tag, event_type)
-            job = WebhookJob(
-                event_type=event_type,
-                resource_id=f"{tag}-{i}",
-                body=body.decode(),
-                timestamp=int(time.time()),
-                received_at=time.time(),
-                idempotency_key=idempotency_key(event_type, body),
-            )
+            job = WebhookJob.for_delivery(event_type, f"{tag}-{i}", body, int(time.time()))
             out.append(build_task_message(task, job.model_dump(), job.describe(), QUEUE, self.signer))
         return out
 

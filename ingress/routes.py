@@ -34,7 +34,7 @@ from shared.errors import (
     SignatureInvalid,
 )
 from shared.install.context import bind_request, reset_request
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
 
 logger = logging.getLogger("frameio_kit.ingress")
 
@@ -232,17 +232,9 @@ def _invalid_fields(exc: ValidationError) -> str:
 
 
 async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts: int) -> str:
-    key = idempotency_key(event.type, body)
-    job = WebhookJob(
-        event_type=event.type,
-        resource_id=event.resource_id,
-        body=body.decode("utf-8"),
-        timestamp=ts,
-        received_at=time.time(),
-        idempotency_key=key,
-    )
+    job = WebhookJob.for_delivery(event.type, event.resource_id, body, ts)
     enqueue_started = time.perf_counter()
-    fresh = await state.enqueue(HANDLE_WEBHOOK, job.model_dump(), job.describe(), key)
+    fresh = await state.enqueue(HANDLE_WEBHOOK, job.model_dump(), job.describe(), job.idempotency_key)
     metrics.observe_enqueue(enqueue_started)
     return "enqueued" if fresh else "duplicate"
 

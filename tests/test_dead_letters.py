@@ -9,7 +9,7 @@ import time
 
 import redis
 
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
 from shared.jobs.dead_letters import Attempt, DeadLetterStore, dead_letter_id
 from shared.redis_keys import attempts_key, dead_letter_index_key, dead_letter_key
 from tests.helpers import ROOT, cli_command, webhook_payload
@@ -17,14 +17,7 @@ from tests.helpers import ROOT, cli_command, webhook_payload
 
 def _job(resource: str) -> WebhookJob:
     body = json.dumps(webhook_payload(resource)).encode()
-    return WebhookJob(
-        event_type="file.ready",
-        resource_id=resource,
-        body=body.decode(),
-        timestamp=int(time.time()),
-        received_at=time.time(),
-        idempotency_key=idempotency_key("file.ready", body),
-    )
+    return WebhookJob.for_delivery("file.ready", resource, body, int(time.time()))
 
 
 def _store(client: redis.Redis, max_entries: int = 100, retention: int = 3600) -> DeadLetterStore:

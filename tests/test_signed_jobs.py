@@ -19,7 +19,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from ingress.producer import build_task_message
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, idempotency_key
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.jobs.signing import JobSigner
 from shared.redis_keys import user_token_key
@@ -102,14 +102,7 @@ class RedisMonitor:
 
 def _forged_job(resource: str, user: str) -> WebhookJob:
     body = json.dumps(webhook_payload(resource, user={"id": user})).encode()
-    return WebhookJob(
-        event_type="file.ready",
-        resource_id=resource,
-        body=body.decode(),
-        timestamp=int(time.time()),
-        received_at=time.time(),
-        idempotency_key=idempotency_key("file.ready", body),
-    )
+    return WebhookJob.for_delivery("file.ready", resource, body, int(time.time()))
 
 
 def test_jobs_no_ingress_signed_never_run_nor_read_a_token(

@@ -7,6 +7,7 @@ messages already queued.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any, ClassVar
 
 import orjson
@@ -35,6 +36,18 @@ class WebhookJob(BaseModel):
     timestamp: int
     received_at: float
     idempotency_key: str
+
+    @classmethod
+    def for_delivery(cls, event_type: str, resource_id: str, body: bytes, timestamp: int) -> WebhookJob:
+        """The job for one verified delivery of `body` (the ingress; tests and bench build theirs alike)."""
+        return cls(
+            event_type=event_type,
+            resource_id=resource_id,
+            body=body.decode("utf-8"),
+            timestamp=timestamp,
+            received_at=time.time(),
+            idempotency_key=idempotency_key(event_type, body),
+        )
 
     def describe(self) -> str:
         """The short form shown in Flower and logs (`kwargsrepr`)."""
