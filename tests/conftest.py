@@ -13,6 +13,7 @@ import redis
 
 from frameio_kit.testing.pytest_plugin import frameio_redis  # noqa: F401 - the fixture, registered here
 from shared.settings import get_settings
+from tests.frameio_standin import FrameioStandIn
 from tests.helpers import (
     ACTION_SECRET,
     JOB_SIGNING_KEY,
@@ -23,6 +24,8 @@ from tests.helpers import (
     cli_command,
     free_port,
 )
+from tests.ims_standin import ImsServer
+from tests.install_support import Ingress, ingress_fixture, start_api
 
 TEST_APP = "tests.apps.basic:app"
 
@@ -148,3 +151,22 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 __all__ = ["ACTION_SECRET", "WEBHOOK_SECRET"]
+
+
+# -- the install tests (test_install_e2e.py, test_install_browser.py) -------------------------------
+
+
+@pytest.fixture(name="api")
+def install_api() -> Iterator[tuple[ImsServer, FrameioStandIn]]:
+    """The IMS stand-in serving the Frame.io API stand-in too."""
+    server, standin = start_api()
+    yield server, standin
+    server.stop()
+
+
+@pytest.fixture(name="ingress")
+def install_ingress(
+    api: tuple[ImsServer, FrameioStandIn], base_env: dict[str, str], tmp_path: Path, redis_client: redis.Redis
+) -> Iterator[Ingress]:
+    """A real ingress serving the install test app against those stand-ins."""
+    yield from ingress_fixture(base_env, api[0].standin.url, tmp_path)

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from tests.frameio_standin import FrameioStandIn
 from tests.helpers import Service, post_signed, wait_until
 from tests.ims_standin import ImsServer
-from tests.install_support import INSTALL_APP, Ingress, action, ingress_fixture, install_env, start_api, webhook
+from tests.install_support import INSTALL_APP, Ingress, action, install_env, webhook
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -27,20 +26,6 @@ pytestmark = [
         reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
     ),
 ]
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[ImsServer, FrameioStandIn]]:
-    server, standin = start_api()
-    yield server, standin
-    server.stop()
-
-
-@pytest.fixture
-def ingress(
-    api: tuple[ImsServer, FrameioStandIn], base_env: dict[str, str], tmp_path: Path, redis_client: redis.Redis
-) -> Iterator[Ingress]:
-    yield from ingress_fixture(base_env, api[0].standin.url, tmp_path)
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ for Adobe IMS and the Frame.io API (acceptance points 2-5 of issue 13; 1 is in t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,28 +18,12 @@ from tests.install_support import (
     Admin,
     Ingress,
     action,
-    ingress_fixture,
     install_env,
     post,
-    start_api,
     webhook,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[ImsServer, FrameioStandIn]]:
-    server, standin = start_api()
-    yield server, standin
-    server.stop()
-
-
-@pytest.fixture
-def ingress(
-    api: tuple[ImsServer, FrameioStandIn], base_env: dict[str, str], tmp_path: Path, redis_client: redis.Redis
-) -> Iterator[Ingress]:
-    yield from ingress_fixture(base_env, api[0].standin.url, tmp_path)
 
 
 @pytest.fixture

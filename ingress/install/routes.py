@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
@@ -254,29 +255,30 @@ async def _execute(request: Request, ctx: _Ctx) -> Response:
 
 
 async def _rotate(request: Request, ctx: _Ctx) -> Response:
-    session = await _session(request, ctx)
-    form = await _form(request, session)
-    account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
-    await _check_scope(ctx, session, account_id, workspace_id)
-    try:
-        await _installer(ctx, session).rotate(account_id, workspace_id, _event_url(ctx))
-    except InstallFailed as exc:
-        return pages.message(ctx.options, "Rotation failed", exc.public_message, 502, back=_status_url(ctx, form))
-    _invalidate(ctx, account_id, workspace_id)
-    return await _status(request, ctx, "Signing secrets rotated.", account_id, workspace_id)
+    return await _change(request, ctx, "rotate", "Rotation failed", "Signing secrets rotated.")
 
 
 async def _uninstall(request: Request, ctx: _Ctx) -> Response:
+    return await _change(request, ctx, "uninstall", "Uninstall failed", "Uninstalled.")
+
+
+async def _change(
+    request: Request, ctx: _Ctx, operation: Literal["rotate", "uninstall"], failed: str, notice: str
+) -> Response:
+    """A POST that changes an existing install: session, CSRF and scope checks, the operation, and
+    the status page (or what failed, with a way back)."""
     session = await _session(request, ctx)
     form = await _form(request, session)
     account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
     await _check_scope(ctx, session, account_id, workspace_id)
+    installer = _installer(ctx, session)
+    change = installer.rotate if operation == "rotate" else installer.uninstall
     try:
-        await _installer(ctx, session).uninstall(account_id, workspace_id, _event_url(ctx))
+        await change(account_id, workspace_id, _event_url(ctx))
     except InstallFailed as exc:
-        return pages.message(ctx.options, "Uninstall failed", exc.public_message, 502, back=_status_url(ctx, form))
+        return pages.message(ctx.options, failed, exc.public_message, 502, back=_status_url(ctx, form))
     _invalidate(ctx, account_id, workspace_id)
-    return await _status(request, ctx, "Uninstalled.", account_id, workspace_id)
+    return await _status(request, ctx, notice, account_id, workspace_id)
 
 
 async def _logout(request: Request, ctx: _Ctx) -> Response:
