@@ -50,8 +50,20 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=DriverService(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(20)  # elements of the page a click leads to: polled for, up to 20 s
     yield driver
     driver.quit()
+
+
+def _shows(browser: Any, element_id: str, text: str) -> None:
+    """Wait until the page a click led to shows `text` in `element_id` (a slow POST, such as the
+    install's API calls, may still be loading, and the page before it may have the same id)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    WebDriverWait(browser, 30).until(expected_conditions.text_to_be_present_in_element((By.ID, element_id), text))
+    assert browser.find_element(By.ID, element_id).text == text
 
 
 def _click_link(browser: Any, text: str) -> None:
@@ -79,14 +91,14 @@ def test_an_admin_installs_in_a_browser_and_events_are_verified_and_handled_with
     browser.get(f"{ingress.url}/install")
     assert "Review Bot" in browser.title
     browser.find_element(By.ID, "sign-in").click()  # -> IMS stand-in -> /install/callback -> /install
-    assert browser.find_element(By.ID, "title").text == "Accounts"
+    _shows(browser, "title", "Accounts")
     _click_link(browser, "Account acc-A")
     _click_link(browser, "Workspace ws-1")
-    assert browser.find_element(By.ID, "title").text == "Install into workspace"
+    _shows(browser, "title", "Install into workspace")
     browser.find_element(By.ID, "field-api_key").send_keys("browser-api-key")
     Select(browser.find_element(By.ID, "field-region")).select_by_value("us")
     browser.find_element(By.ID, "install").click()
-    assert browser.find_element(By.ID, "message").text == "Installed."
+    _shows(browser, "message", "Installed.")
     assert browser.find_element(By.ID, "installed").is_displayed()
     browser.save_screenshot(str(tmp_path / "installed.png"))
 
