@@ -82,6 +82,9 @@ def base_env(redis_server: RedisServer) -> dict[str, str]:
             "FRAMEIO_KIT_VISIBILITY_TIMEOUT": "6",
             "FRAMEIO_KIT_JOB_SIGNING_KEYS": JOB_SIGNING_KEY,
             "FRAMEIO_KIT_RETRY_BACKOFF": "0.2",
+            # Tests read processes' log lines as they happen (and check what is absent from them): one
+            # write per line. tests/test_logs.py covers the buffered handler itself.
+            "FRAMEIO_KIT_LOG_FLUSH_INTERVAL": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )
