@@ -175,7 +175,7 @@ async def _enqueue_job(
         received_at=time.time(),
         idempotency_key=key,
     )
-    fresh = await state.enqueue(HANDLE_ACTION_JOB, payload.model_dump(), payload.describe(), key)
+    fresh = await state.producer.enqueue(HANDLE_ACTION_JOB, payload.model_dump(), payload.describe(), key)
     logger.info(
         "%s interaction=%s: job %s %s", event.type, event.interaction_id, job, "enqueued" if fresh else "duplicate"
     )

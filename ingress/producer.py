@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from redis.asyncio import Redis
@@ -119,10 +119,11 @@ class _Expired(Exception):
     """The request's time budget ran out while its message waited for a batch."""
 
 
-def _expire(fut: asyncio.Future[bool]) -> None:
-    # A message still pending is pushed later anyway; its dedup key then absorbs Frame.io's retry.
-    if not fut.done():
-        fut.set_exception(_Expired())
+class _Entry(NamedTuple):
+    key: str
+    message: bytes
+    fut: asyncio.Future[bool]
+    deadline: float
 
 
 class RedisProducer:
@@ -145,9 +146,11 @@ class RedisProducer:
         self._timeout = timeout
         self._stale_after = stale_after
         self._script = redis.register_script(_ENQUEUE_LUA)
-        self._pending: list[tuple[str, bytes, asyncio.Future[bool]]] = []
+        self._pending: list[_Entry] = []
+        self._in_flight: list[_Entry] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
         """Queue one task as a signed Celery message (the `Producer` interface): True when new."""
@@ -163,8 +166,15 @@ class RedisProducer:
         deadline = loop.time() + self._timeout
         delay = 0.05
         while True:
+            fut: asyncio.Future[bool] = loop.create_future()
+            self._pending.append(_Entry(key, message, fut, deadline))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_forever())
+            self._wake.set()
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(deadline, self._expire_overdue)
             try:
-                return await self._submit(key, message, deadline)
+                return await fut
             except _Expired as exc:
                 raise BrokerUnavailable("broker did not take the message in time") from exc
             except (RedisError, OSError) as exc:
@@ -174,19 +184,23 @@ class RedisProducer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
-    async def _submit(self, key: str, message: bytes, deadline: float) -> bool:
+    def _expire_overdue(self) -> None:
+        """Fail the requests whose budget ran out, waiting or in a call that hangs, and re-arm for
+        the next deadline: one timer per producer instead of one per request. A message still
+        pending is pushed later anyway; its dedup key then absorbs Frame.io's retry."""
+        self._watchdog = None
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((key, message, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_forever())
-        self._wake.set()
-        # One timer per request is much cheaper than an asyncio.timeout() scope on this hot path.
-        timer = loop.call_at(deadline, _expire, fut)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
+        now = loop.time()
+        next_deadline: float | None = None
+        for entry in (*self._in_flight, *self._pending):
+            if entry.fut.done():
+                continue
+            if entry.deadline <= now:
+                entry.fut.set_exception(_Expired())
+            elif next_deadline is None or entry.deadline < next_deadline:
+                next_deadline = entry.deadline
+        if next_deadline is not None:
+            self._watchdog = loop.call_at(next_deadline, self._expire_overdue)
 
     async def _flush_forever(self) -> None:
         while True:
@@ -194,30 +208,37 @@ class RedisProducer:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-                await self._flush(batch)
+                self._in_flight = batch
+                try:
+                    await self._flush(batch)
+                finally:
+                    self._in_flight = []
 
-    async def _flush(self, batch: list[tuple[str, bytes, asyncio.Future[bool]]]) -> None:
-        keys = [self._queue, ledger_key(), ledger_due_key(), *(dedup_key(k) for k, _, _ in batch)]
+    async def _flush(self, batch: list[_Entry]) -> None:
+        keys = [self._queue, ledger_key(), ledger_due_key(), *(dedup_key(e.key) for e in batch)]
         args: list[Any] = [
             self._dedup_window,
             time.time() + self._stale_after,
-            *(m for _, m, _ in batch),
-            *(k for k, _, _ in batch),
+            *(e.message for e in batch),
+            *(e.key for e in batch),
         ]
         try:
             results = await self._script(keys=keys, args=args)
         except BaseException as exc:
-            for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RedisError("cancelled"))
+            for entry in batch:
+                if not entry.fut.done():
+                    entry.fut.set_exception(exc if isinstance(exc, Exception) else RedisError("cancelled"))
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, fut), fresh in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(bool(fresh))
+        for entry, fresh in zip(batch, results, strict=True):
+            if not entry.fut.done():
+                entry.fut.set_result(bool(fresh))
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._flusher is not None:
             self._flusher.cancel()
             try:

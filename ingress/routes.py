@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ingress import metrics
 from ingress.actions import answer_action
@@ -34,88 +36,123 @@ from shared.errors import (
     SignatureInvalid,
 )
 from shared.install.context import bind_request, reset_request
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
+from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, describe_webhook
+from shared.logs import log_info
 
 logger = logging.getLogger("frameio_kit.ingress")
 
 _ACCEPTED = Response(status_code=202)
+_IGNORED = Response(status_code=200)
+_TIMESTAMP = TIMESTAMP_HEADER.lower().encode("latin-1")
+_SIGNATURE = SIGNATURE_HEADER.lower().encode("latin-1")
 
 
-async def receive_event(request: Request) -> Response:
-    """Verify a Frame.io delivery; enqueue a webhook or answer an action."""
-    if tracing.ACTIVE:
-        return await _traced(request)
-    return await _receive_event(request)
+class EventEndpoint:
+    """POST /, as a plain ASGI app: one verified Frame.io delivery, enqueued or answered.
 
+    `IngressApp` (ingress/app.py) calls it before Starlette's middleware stack and router, and it
+    builds no `Request` on the webhook path: those layers cost more CPU per webhook than its HMAC
+    check and validation together (docs/performance.md). Errors are answered here, as the app's
+    exception handlers answer them on other routes (`error_response`).
+    """
 
-async def _traced(request: Request) -> Response:
-    """The request in a server span, child of an incoming `traceparent` if there is one."""
-    with tracing.span("POST /", "SERVER", tracing.extract(request.headers), {"http.request.method": "POST"}) as span:
-        try:
-            response = await _receive_event(request)
-        except Exception as exc:
-            span.set_attribute("http.response.status_code", status_of(exc))
-            raise
-        span.set_attribute("http.response.status_code", response.status_code)
-        return response
+    def __init__(self, state: IngressState) -> None:
+        self.state = state
+        self.deadlines = BodyDeadlines()
 
-
-def status_of(exc: Exception) -> int:
-    """The status the exception handlers (ingress/app.py) answer `exc` with."""
-    if isinstance(exc, RequestRejected):
-        return exc.status_code
-    return 503 if isinstance(exc, ServiceUnavailable) else 500
-
-
-async def _receive_event(request: Request) -> Response:
-    state: IngressState = request.app.state.kit
-    started = time.perf_counter()
-    event_type = "-"
-    kind = "unknown"
-    try:
-        body = await _read_body(request, state.settings.max_body_bytes, state.settings.body_timeout)
-        timestamp = request.headers.get(TIMESTAMP_HEADER)
-        signature = request.headers.get(SIGNATURE_HEADER)
-        ts = parse_timestamp(timestamp)
-        if timestamp is None or signature is None or ts is None:
-            raise SignatureInvalid("missing, malformed or stale signature headers")
-        payload = _parse_object(body)
-        raw_type = payload.get("type")
-        if not isinstance(raw_type, str) or not raw_type:
-            raise InvalidPayload("payload has no 'type'", status_code=422)
-        spec = state.app.lookup(raw_type)
-        if spec is None:
-            _verify_unhandled(state, body, timestamp, signature)
-            event_type = raw_type
-            _log(event_type, "ignored (no handler)", started)
-            metrics.count_request("unhandled", "ignored")
-            return Response(status_code=200)
-        event_type = raw_type
-        kind = spec.kind
-        event = await _verified_event(state, spec, payload, body, timestamp, signature, ts)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if tracing.ACTIVE:
-            tracing.annotate(**tracing.event_attributes(event))
-            tracing.current_span().add_event("verified")
-        if spec.kind == "webhook":
-            outcome = await _enqueue_webhook(state, event, body, ts)
-            _log(event_type, outcome, started)
-            metrics.count_request("webhook", outcome)
-            return _ACCEPTED
-        if not isinstance(event, ActionEvent):
-            raise InvalidPayload("not an action payload", status_code=422)
-        request_handle = bind_request(request)  # get_request() in the action handler
+            response = await self._traced(scope, receive)
+        else:
+            response = await self._answer(scope, receive)
+        await response(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive) -> Response:
+        """The request in a server span, child of an incoming `traceparent` if there is one."""
+        parent = tracing.extract(Headers(scope=scope))
+        with tracing.span("POST /", "SERVER", parent, {"http.request.method": "POST"}) as span:
+            response = await self._answer(scope, receive)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _answer(self, scope: Scope, receive: Receive) -> Response:
+        state = self.state
+        started = time.perf_counter()
+        event_type = "-"
+        kind = "unknown"
         try:
-            response, outcome = await answer_action(state, spec, event, body)
-        finally:
-            reset_request(request_handle)
-        _log(event_type, outcome, started)
-        metrics.observe_action(started)
-        metrics.count_request("action", outcome)
-        return response
-    except Exception as exc:
-        _log(event_type, f"rejected ({type(exc).__name__})", started)
-        metrics.count_rejected(kind, exc)
-        raise
+            declared, timestamp, signature = _frameio_headers(scope)
+            settings = state.settings
+            body = await _read_body(receive, declared, settings.max_body_bytes, settings.body_timeout, self.deadlines)
+            ts = parse_timestamp(timestamp)
+            if timestamp is None or signature is None or ts is None:
+                raise SignatureInvalid("missing, malformed or stale signature headers")
+            payload = _parse_object(body)
+            raw_type = payload.get("type")
+            if not isinstance(raw_type, str) or not raw_type:
+                raise InvalidPayload("payload has no 'type'", status_code=422)
+            spec = state.app.lookup(raw_type)
+            if spec is None:
+                _verify_unhandled(state, body, timestamp, signature)
+                event_type = raw_type
+                _log(event_type, "ignored (no handler)", started)
+                metrics.count_request("unhandled", "ignored")
+                return _IGNORED
+            event_type = raw_type
+            kind = spec.kind
+            event = await _verified_event(state, spec, payload, body, timestamp, signature, ts)
+            if tracing.ACTIVE:
+                tracing.annotate(**tracing.event_attributes(event))
+                tracing.current_span().add_event("verified")
+            if spec.kind == "webhook":
+                outcome = await _enqueue_webhook(state, event, body, ts)
+                _log(event_type, outcome, started)
+                metrics.count_request("webhook", outcome)
+                return _ACCEPTED
+            if not isinstance(event, ActionEvent):
+                raise InvalidPayload("not an action payload", status_code=422)
+            request_handle = bind_request(Request(scope, receive))  # get_request() in the action handler
+            try:
+                response, outcome = await answer_action(state, spec, event, body)
+            finally:
+                reset_request(request_handle)
+            _log(event_type, outcome, started)
+            metrics.observe_action(started)
+            metrics.count_request("action", outcome)
+            return response
+        except Exception as exc:
+            _log(event_type, f"rejected ({type(exc).__name__})", started)
+            metrics.count_rejected(kind, exc)
+            return error_response(exc, "POST /")
+
+
+def error_response(exc: Exception, where: str) -> Response:
+    """The answer to a request that raised `exc`: a refusal's status and public message, 503 with
+    Retry-After when a dependency is down, 500 (logged with its traceback) for anything else."""
+    if isinstance(exc, RequestRejected):
+        return JSONResponse({"error": exc.public_message}, status_code=exc.status_code)
+    if isinstance(exc, ServiceUnavailable):
+        return JSONResponse({"error": exc.public_message}, status_code=503, headers={"Retry-After": "5"})
+    if isinstance(exc, ClientDisconnect):
+        return Response(status_code=400)  # nobody is left to read it
+    logger.error("unexpected error on %s", where, exc_info=exc)
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def _frameio_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """Content-Length and the two signature headers, in one pass over the raw list (the first of
+    each counts, as with Starlette's `Headers.get`)."""
+    declared = timestamp = signature = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if declared is None:
+                declared = value.decode("latin-1")
+        elif name == _TIMESTAMP:
+            if timestamp is None:
+                timestamp = value.decode("latin-1")
+        elif name == _SIGNATURE and signature is None:
+            signature = value.decode("latin-1")
+    return declared, timestamp, signature
 
 
 async def healthz(request: Request) -> Response:
@@ -131,8 +168,49 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
-    declared = request.headers.get("content-length")
+class BodyDeadlines:
+    """Cancels request tasks still reading their body at their deadline, with one timer for all
+    of them: a timer per request (or an `asyncio.timeout()` scope) cost more than the read itself,
+    and nearly every body arrives with its head. One per endpoint, so one per process."""
+
+    def __init__(self) -> None:
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._overdue: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, task: asyncio.Task[Any], timeout: float) -> None:
+        loop = task.get_loop()
+        deadline = loop.time() + timeout
+        self._reading[task] = deadline
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire, loop)
+
+    def release(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching `task`; True if it was cancelled for overrunning its deadline."""
+        self._reading.pop(task, None)
+        if task in self._overdue:
+            self._overdue.discard(task)
+            return True
+        return False
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        next_deadline: float | None = None
+        for task, deadline in list(self._reading.items()):
+            if deadline <= now:
+                del self._reading[task]
+                self._overdue.add(task)
+                task.cancel()
+            elif next_deadline is None or deadline < next_deadline:
+                next_deadline = deadline
+        if next_deadline is not None:
+            self._timer = loop.call_at(next_deadline, self._expire, loop)
+
+
+async def _read_body(
+    receive: Receive, declared: str | None, limit: int, timeout: float, deadlines: BodyDeadlines
+) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise (
             PayloadTooLarge(f"body larger than {limit} bytes")
@@ -140,21 +218,13 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
             else InvalidPayload("invalid Content-Length")
         )
     # Straight from ASGI `receive`: Starlette's stream() generator costs more than the read itself.
-    # A client that trickles its body must not hold a request open: a plain timer that cancels
-    # this task is much cheaper per request than an asyncio.timeout() scope.
+    # A client that trickles its body must not hold a request open (`BodyDeadlines`).
     task = asyncio.current_task()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        if task is not None:
-            task.cancel()
-
-    receive = request.receive
+    if task is None:
+        raise RuntimeError("_read_body runs in a task")
     chunks: list[bytes] = []
     size = 0
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    deadlines.watch(task, timeout)
     try:
         while True:
             message = await receive()
@@ -168,12 +238,12 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
                 return b"".join((*chunks, chunk)) if chunks else chunk
             chunks.append(chunk)
     except asyncio.CancelledError:
-        if not expired or task is None:
+        if not deadlines.release(task):
             raise
         task.uncancel()
         raise RequestTimedOut(f"request body not received within {timeout:g}s") from None
     finally:
-        timer.cancel()
+        deadlines.release(task)
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:
@@ -232,9 +302,10 @@ def _invalid_fields(exc: ValidationError) -> str:
 
 
 async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts: int) -> str:
-    job = WebhookJob.for_delivery(event.type, event.resource_id, body, ts)
+    kwargs = WebhookJob.delivery_kwargs(event.type, event.resource_id, body, ts)
+    describe = describe_webhook(event.type, event.resource_id)
     enqueue_started = time.perf_counter()
-    fresh = await state.enqueue(HANDLE_WEBHOOK, job.model_dump(), job.describe(), job.idempotency_key)
+    fresh = await state.producer.enqueue(HANDLE_WEBHOOK, kwargs, describe, kwargs["idempotency_key"])
     metrics.observe_enqueue(enqueue_started)
     return "enqueued" if fresh else "duplicate"
 
@@ -242,4 +313,4 @@ async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts
 def _log(event_type: str, outcome: str, started: float) -> None:
     if tracing.ACTIVE:
         tracing.annotate(**{"frameio_kit.outcome": outcome})
-    logger.info("%s %s %.1fms", event_type, outcome, (time.perf_counter() - started) * 1000)
+    log_info(logger, f"{event_type} {outcome} {(time.perf_counter() - started) * 1000:.1f}ms")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -29,10 +28,6 @@ class IngressState:
         self.fallback_secrets = [
             s.get_secret_value() for s in (settings.webhook_secret, settings.custom_action_secret) if s is not None
         ]
-
-    async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
-        """Durably queue one task, signed; True when new, False for a duplicate delivery."""
-        return await self.producer.enqueue(task_name, kwargs, kwargsrepr, key)
 
     async def redis_ready(self) -> bool:
         try:

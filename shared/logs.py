@@ -58,8 +58,13 @@ class TextFormatter(logging.Formatter):
         if record.exc_info or record.exc_text or record.stack_info:
             return super().format(record)
         record.message = record.getMessage()
-        line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.message}"
+        line = self.line(record.created, record.levelname, record.name, record.message)
         return f"{line} trace={getattr(record, 'trace_id', '-')}" if self._traced else line
+
+    def line(self, created: float, levelname: str, name: str, message: str) -> str:
+        """The line for a record with these fields and no exception (`log_info` writes it directly)."""
+        msecs = int((created - int(created)) * 1000)
+        return f"{self._stamps(created)},{msecs:03d} {levelname:<7} {name}: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,18 +75,21 @@ class JsonFormatter(logging.Formatter):
         self._stamps = _StampCache("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": f"{self._stamps(record.created)}.{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        entry = self._entry(record.created, record.levelname, record.name, record.getMessage())
         trace_id = getattr(record, "trace_id", None)
         if trace_id:
             entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+    def line(self, created: float, levelname: str, name: str, message: str) -> str:
+        """The line for a record with these fields, no exception and no trace (`log_info`)."""
+        return json.dumps(self._entry(created, levelname, name, message))
+
+    def _entry(self, created: float, levelname: str, name: str, message: str) -> dict[str, str]:
+        msecs = int((created - int(created)) * 1000)
+        return {"ts": f"{self._stamps(created)}.{msecs:03d}Z", "level": levelname, "logger": name, "message": message}
 
 
 class TraceIdFilter(logging.Filter):
@@ -104,33 +112,34 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.interval = interval
         self._dirty = False
         self._flusher: threading.Thread | None = None
-        self._flusher_pid = 0
-        os.register_at_fork(before=self.flush)
+        # Threads do not survive a fork: a forked child (prefork pool) starts its own flusher.
+        os.register_at_fork(before=self.flush, after_in_child=self._forget_flusher)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + self.terminator)
-            if record.levelno >= logging.WARNING:
-                self.stream.flush()
-                self._dirty = False
-                return
-            self._dirty = True
-            if self._flusher_pid != os.getpid():
-                self._start_flusher()
+            self.write_line(self.format(record), record.levelno)
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
 
-    def _start_flusher(self) -> None:
-        # Threads do not survive a fork: a forked child (prefork pool) starts its own.
-        self._flusher_pid = os.getpid()
-        self._flusher = threading.Thread(target=self._flush_periodically, name="frameio-kit-log-flush", daemon=True)
-        self._flusher.start()
+    def write_line(self, line: str, levelno: int) -> None:
+        """Buffer one formatted line (the caller holds the handler's lock)."""
+        self.stream.write(line + self.terminator)
+        if levelno >= logging.WARNING:
+            self.stream.flush()
+            self._dirty = False
+            return
+        self._dirty = True
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_periodically, name="frameio-kit-log-flush", daemon=True)
+            self._flusher.start()
+
+    def _forget_flusher(self) -> None:
+        self._flusher = None
 
     def _flush_periodically(self) -> None:
-        pid = os.getpid()
-        while self._flusher_pid == pid and not self.stream.closed:
+        while not self.stream.closed:
             time.sleep(self.interval)
             if self._dirty:
                 self.flush()
@@ -143,6 +152,53 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.flush()
         finally:
             self.release()
+
+
+_direct: BufferedStreamHandler | None = None
+
+
+def log_info(logger: logging.Logger, message: str) -> None:
+    """`logger.info(message)` for the one line per request or task on the hot paths.
+
+    When the line would reach only the buffered handler `configure_logging` installed (no other
+    handler or filter on the way), it is formatted and buffered directly, without a LogRecord:
+    the same line at about a quarter of the CPU. Otherwise it goes through `logger.info`.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _direct
+    formatter = handler.formatter if handler is not None else None
+    if (
+        handler is None
+        or not isinstance(formatter, TextFormatter | JsonFormatter)
+        or not _only_through(logger, handler)
+    ):
+        logger.info(message)
+        return
+    line = formatter.line(time.time(), "INFO", logger.name, message)
+    handler.acquire()
+    try:
+        handler.write_line(line, logging.INFO)
+    except Exception:
+        handler.handleError(logging.makeLogRecord({"msg": message, "name": logger.name, "levelno": logging.INFO}))
+    finally:
+        handler.release()
+
+
+def _only_through(logger: logging.Logger, handler: BufferedStreamHandler) -> bool:
+    node: logging.Logger | None = logger
+    while node is not None and node.parent is not None:
+        if node.handlers or node.filters or not node.propagate:
+            return False
+        node = node.parent
+    root = logging.root
+    return (
+        len(root.handlers) == 1
+        and root.handlers[0] is handler
+        and not root.filters
+        and not handler.filters
+        and handler.level <= logging.INFO
+    )
 
 
 def _stderr_block_buffered() -> TextIO | None:
@@ -179,3 +235,5 @@ def configure_logging(settings: Settings, *, buffered: bool = False) -> None:
         old.flush()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    global _direct
+    _direct = handler if isinstance(handler, BufferedStreamHandler) else None

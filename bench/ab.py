@@ -1,0 +1,104 @@
+"""A/B of the ingress between checkouts, against bare Starlette in the same round.
+
+    python bench/ab.py --checkout before=/path/to/old --checkout after=. --rounds 3
+
+Each checkout's ingress runs from its own tree (PYTHONPATH first), with this interpreter's packages.
+Rounds alternate over every server, so drift on the shared machine hits all of them alike; each
+ratio is to bare in the same round. Nothing is written; the table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from bench import payloads
+from bench.procs import ROOT, Server, start_kit_ingress, start_uvicorn, wrk
+from frameio_kit.testing import RedisServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkout", action="append", default=[], help="NAME=PATH (repeat); default: this tree")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=int, default=8)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--kind", choices=["webhook", "action"], default="webhook")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--workers", type=int, default=1)
+    a = p.parse_args(argv)
+    checkouts = dict(c.split("=", 1) for c in a.checkout) or {"this": str(ROOT)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        rs = RedisServer(work)
+        rs.start()
+        r = redis.Redis.from_url(rs.url)
+        base = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FRAMEIO_KIT_")},
+            "REDIS_URL": rs.url,
+            "BENCH_RECORD_URL": rs.db_url(1),
+            "WEBHOOK_SECRET": payloads.WEBHOOK_SECRET,
+            "CUSTOM_ACTION_SECRET": payloads.ACTION_SECRET,
+            "FRAMEIO_KIT_JOB_SIGNING_KEYS": payloads.JOB_SIGNING_KEY,
+            "FRAMEIO_KIT_LOG_LEVEL": a.log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if a.workers > 1:
+            base["FRAMEIO_KIT_ACTION_STATE"] = "redis"
+        servers: dict[str, Server] = {
+            "bare": start_uvicorn("bare", "bench.apps:bare", a.workers, {**base, "PYTHONPATH": str(ROOT)}, work)
+        }
+        for name, path in checkouts.items():
+            env = {**base, "PYTHONPATH": str(Path(path).resolve())}
+            servers[name] = start_kit_ingress(name, a.workers, env, work)
+        rows: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in servers}
+        try:
+            for rnd in range(a.rounds):
+                reqs = work / f"reqs{rnd}"
+                payloads.write_request_files(reqs, 100_000, 2, f"ab{rnd}{time.time_ns()}", a.kind, None)
+                bare_rps = 0.0
+                kits = list(servers)[1:]
+                shift = rnd % len(kits)
+                # Bare first (the ratio's base), then the checkouts in a rotated order: drift and
+                # order effects fall on each of them in turn.
+                for name in ["bare", *kits[shift:], *kits[:shift]]:
+                    server = servers[name]
+                    r.flushall()
+                    wrk(server.url, reqs, connections=a.connections, duration=2)
+                    r.flushall()
+                    res = wrk(
+                        server.url, reqs, connections=a.connections, duration=a.duration, server_pid=server.service.pid
+                    )
+                    if res.non2xx or res.errors:
+                        print(f"  {name}: {res.non2xx} non-2xx, {res.errors} errors", file=sys.stderr)
+                    bare_rps = res.rps if name == "bare" else bare_rps
+                    ratio = res.rps / bare_rps
+                    rows[name].append((res.rps, res.cpu_us, res.p99_ms, ratio))
+                    print(
+                        f"round {rnd + 1} {name:10s} {res.rps:8.0f} req/s  cpu {res.cpu_us:6.1f} us/req  "
+                        f"p99 {res.p99_ms:6.1f} ms  {ratio:6.1%} of bare",
+                        flush=True,
+                    )
+        finally:
+            for s in servers.values():
+                s.service.stop()
+            r.close()
+            rs.stop()
+    print(f"\n{'server':10s} {'req/s':>8s} {'cpu us/req':>11s} {'p99 ms':>8s} {'% of bare':>10s}  (median [min-max])")
+    for name, vals in rows.items():
+        rps, cpu, p99, ratio = (statistics.median(v[i] for v in vals) for i in range(4))
+        lo, hi = min(v[3] for v in vals), max(v[3] for v in vals)
+        print(f"{name:10s} {rps:8.0f} {cpu:11.1f} {p99:8.1f} {ratio:9.1%}  [{lo:.1%}-{hi:.1%}]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
