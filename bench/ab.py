@@ -1,10 +1,12 @@
 """A/B of the ingress between checkouts, against bare Starlette in the same round.
 
     python bench/ab.py --checkout before=/path/to/old --checkout after=. --rounds 3
+    python bench/ab.py --checkout before=/path/to/old --checkout after=. --section worker
 
-Each checkout's ingress runs from its own tree (PYTHONPATH first), with this interpreter's packages.
-Rounds alternate over every server, so drift on the shared machine hits all of them alike; each
-ratio is to bare in the same round. Nothing is written; the table is printed.
+Each checkout's ingress (or worker) runs from its own tree (PYTHONPATH first), with this
+interpreter's packages. Rounds alternate over every server, so drift on the shared machine hits all
+of them alike; each ratio is to bare Starlette (or a bare Celery no-op worker, threads -c 8) in the
+same round. Nothing is written; the table is printed.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=["webhook", "action"], default="webhook")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--section", choices=["ingress", "worker"], default="ingress")
+    p.add_argument("--tasks", type=int, default=4000, help="no-op tasks per worker run")
     a = p.parse_args(argv)
     checkouts = dict(c.split("=", 1) for c in a.checkout) or {"this": str(ROOT)}
+    if a.section == "worker":
+        return _workers(a, checkouts)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -97,6 +103,40 @@ def main(argv: list[str] | None = None) -> int:
         rps, cpu, p99, ratio = (statistics.median(v[i] for v in vals) for i in range(4))
         lo, hi = min(v[3] for v in vals), max(v[3] for v in vals)
         print(f"{name:10s} {rps:8.0f} {cpu:11.1f} {p99:8.1f} {ratio:9.1%}  [{lo:.1%}-{hi:.1%}]")
+    return 0
+
+
+def _workers(a: argparse.Namespace, checkouts: dict[str, str]) -> int:
+    """Worker CPU per no-op task, each checkout's kit worker against a bare Celery one."""
+    from bench.procs import PY, cli_command
+    from bench.run_all import Bench
+    from shared.jobs.contract import HANDLE_WEBHOOK
+
+    bare = [PY, "-m", "celery", "-A", "bench.celery_bare", "worker", "-P", "threads", "-c", "8", "-E"]
+    bare += ["-l", a.log_level, "--without-mingle", "--without-gossip"]
+    kit = cli_command("worker", "bench.kit_app:app", "--pool", "threads", "--concurrency", "8")
+    rows: dict[str, list[tuple[float, float]]] = {"bare": [], **{n: [] for n in checkouts}}
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(argparse.Namespace(worker_log_level=a.log_level), Path(tmp))
+        try:
+            for rnd in range(a.rounds):
+                names = list(checkouts)
+                shift = rnd % len(names)
+                bare_cpu = 0.0
+                for name in ["bare", *names[shift:], *names[:shift]]:
+                    bench.env["PYTHONPATH"] = str(Path(checkouts.get(name, str(ROOT))).resolve())
+                    task = "bench.noop" if name == "bare" else HANDLE_WEBHOOK
+                    res = bench.drain(
+                        name, bare if name == "bare" else kit, 1, bench.job_messages(a.tasks, "bench.noop", task)
+                    )
+                    bare_cpu = res["cpu_us"] if name == "bare" else bare_cpu
+                    rows[name].append((res["cpu_us"], res["cpu_us"] / bare_cpu))
+        finally:
+            bench.close()
+    print(f"\n{'worker':10s} {'cpu us/task':>12s} {'x bare':>8s}  (median [min-max])")
+    for name, vals in rows.items():
+        cpu, ratio = (statistics.median(v[i] for v in vals) for i in range(2))
+        print(f"{name:10s} {cpu:12.0f} {ratio:7.2f}x  [{min(v[1] for v in vals):.2f}-{max(v[1] for v in vals):.2f}]")
     return 0
 
 

@@ -3,7 +3,9 @@ event loop its handlers run on, the dead-letter store, the job signer and the li
 (shutdown grace timer, ledger sweeper stop flag).
 
 Async handlers of every task in the process run on one loop in a daemon thread, so handlers that
-wait on I/O overlap (with the threads pool) and no task pays for a new loop.
+wait on I/O overlap (with the threads pool) and no task pays for a new loop. The loop is uvloop's
+where it is installed (it comes with `uvicorn[standard]`), as in the ingress: waking it from a
+pool thread and running a task on it cost about half as much CPU as on asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -76,15 +78,39 @@ class WorkerRuntime:
         with self._lock:
             # A forked child inherits the parent's loop object but not its thread.
             if self._loop is None or self._loop_pid != os.getpid() or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
+                loop = _new_loop()
                 thread = threading.Thread(target=loop.run_forever, name="frameio-kit-loop", daemon=True)
                 thread.start()
                 self._loop, self._loop_pid = loop, os.getpid()
             return self._loop
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the process loop and wait for its result from the calling (pool) thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self._get_loop()).result()
+        """Run `coro` on the process loop and wait for its result from the calling (pool) thread.
+
+        A lock released by the task's done callback is the whole hand-off back: lighter than
+        `run_coroutine_threadsafe`'s chained concurrent future (a condition and two callbacks).
+        """
+        loop = self._get_loop()
+        finished = threading.Lock()
+        finished.acquire()
+        outcome: list[asyncio.Future[T]] = []
+
+        def start() -> None:
+            try:
+                task = loop.create_task(coro)
+            except BaseException as exc:  # the loop is closing: fail the caller instead of leaving it waiting
+                coro.close()
+                failed: asyncio.Future[T] = loop.create_future()
+                failed.set_exception(exc)
+                outcome.append(failed)
+                finished.release()
+                return
+            outcome.append(task)
+            task.add_done_callback(lambda _: finished.release())
+
+        loop.call_soon_threadsafe(start)
+        finished.acquire()
+        return outcome[0].result()
 
     def stop_loop(self) -> None:
         """Stop the loop at worker shutdown, after running tasks have finished."""
@@ -92,6 +118,14 @@ class WorkerRuntime:
             loop, self._loop = self._loop, None
         if loop is not None and self._loop_pid == os.getpid() and loop.is_running():
             loop.call_soon_threadsafe(loop.stop)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # no uvloop on this platform (Windows): asyncio's loop
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 _runtime = WorkerRuntime()

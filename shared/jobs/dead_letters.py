@@ -13,10 +13,13 @@ import time
 import traceback
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 from pydantic import BaseModel, model_validator
+from redis.commands.core import Script
+from redis.connection import Connection
+from redis.exceptions import NoScriptError
 
 from shared.jobs.contract import HANDLE_WEBHOOK, JOB_MODELS, ActionJob, AnyJob, WebhookJob
 from shared.redis_client import sync_client
@@ -158,26 +161,36 @@ class DeadLetterStore:
 
     # -- completion and attempts ------------------------------------------------------------
 
-    def _thread_client(self) -> redis.Redis:
-        """A client holding one of the pool's connections for the calling thread's lifetime: the
-        pool's per-command checkout (a lock and a poll()) was a third of each round trip's CPU."""
-        client: redis.Redis | None = getattr(self._local, "client", None)
-        if client is None:
-            client = redis.Redis(connection_pool=self._redis.connection_pool, single_connection_client=True)
-            self._local.client = client
-        return client
+    def _call(self, script: Script, keys: tuple[str, ...], args: tuple[str | int | float, ...]) -> Any:
+        """One EVALSHA on a connection the calling thread keeps, packed and read directly.
+
+        These two calls per task are the worker's only Redis work of its own. The pool's
+        per-command checkout (a lock and a poll()) and redis-py's command layer (retry wrapper,
+        argument filtering, response callbacks) cost more CPU than the round trip itself.
+        """
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = cast(Connection, self._redis.connection_pool.make_connection())
+        try:
+            packed = conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+            return conn.read_response()
+        except NoScriptError:
+            return script(keys=keys, args=args)  # Redis lost its scripts (restart, flush): load, run
+        except BaseException:
+            conn.disconnect()  # type: ignore[no-untyped-call]  # a half-read reply must not answer the next call
+            raise
 
     def is_done(self, idempotency_key: str) -> bool:
         """Completed already? Also pushes back the ledger deadline of an event about to run, in
         the same round trip, so the ledger sweep leaves a running handler alone."""
         keys = (done_key(idempotency_key), self._due_key)
-        args = (idempotency_key, time.time() + self._stale_after)
-        return bool(self._begin(keys=keys, args=args, client=self._thread_client()))
+        return bool(self._call(self._begin, keys, (idempotency_key, time.time() + self._stale_after)))
 
     def mark_done(self, idempotency_key: str) -> None:
         """Completed: a redelivery of this event (a crash before the ack) will not run it again."""
         keys = (done_key(idempotency_key), attempts_key(idempotency_key), self._ledger_key, self._due_key)
-        self._complete(keys=keys, args=(idempotency_key, self._completion_ttl), client=self._thread_client())
+        self._call(self._complete, keys, (idempotency_key, self._completion_ttl))
 
     def release(self, idempotency_key: str) -> None:
         """Given up without a dead letter: take the event out of the in-flight ledger."""
