@@ -116,6 +116,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
         loop="uvloop",
         http=LimitedHttpToolsProtocol,
         access_log=False,
+        server_header=False,  # no software banner for scanners, and one header less per response
         log_config=None,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=settings.keep_alive_timeout,
