@@ -21,9 +21,12 @@ from pathlib import Path
 
 import redis
 
-from bench import payloads
-from bench.procs import ROOT, Server, start_kit_ingress, start_uvicorn, wrk
-from frameio_kit.testing import RedisServer
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import payloads  # noqa: E402
+from bench.procs import Server, start_kit_ingress, start_uvicorn, wrk  # noqa: E402
+from frameio_kit.testing import RedisServer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
