@@ -29,6 +29,12 @@ from bench.procs import Server, start_kit_ingress, start_uvicorn, wrk  # noqa: E
 from frameio_kit.testing import RedisServer  # noqa: E402
 
 
+def _from_tree(path: str) -> dict[str, str]:
+    """Environment that makes a process import the code of the checkout at `path`: first on the
+    path, and no current directory in front of it (`python -m` would put the caller's there)."""
+    return {"PYTHONPATH": str(Path(path).resolve()), "PYTHONSAFEPATH": "1"}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkout", action="append", default=[], help="NAME=PATH (repeat); default: this tree")
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             "bare": start_uvicorn("bare", "bench.apps:bare", a.workers, {**base, "PYTHONPATH": str(ROOT)}, work)
         }
         for name, path in checkouts.items():
-            env = {**base, "PYTHONPATH": str(Path(path).resolve())}
+            env = {**base, **_from_tree(path)}
             servers[name] = start_kit_ingress(name, a.workers, env, work)
         rows: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in servers}
         try:
@@ -127,7 +133,7 @@ def _workers(a: argparse.Namespace, checkouts: dict[str, str]) -> int:
                 shift = rnd % len(names)
                 bare_cpu = 0.0
                 for name in ["bare", *names[shift:], *names[:shift]]:
-                    bench.env["PYTHONPATH"] = str(Path(checkouts.get(name, str(ROOT))).resolve())
+                    bench.env.update(_from_tree(checkouts.get(name, str(ROOT))))
                     task = "bench.noop" if name == "bare" else HANDLE_WEBHOOK
                     res = bench.drain(
                         name, bare if name == "bare" else kit, 1, bench.job_messages(a.tasks, "bench.noop", task)
