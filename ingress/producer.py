@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, RedisError
 
+from ingress.deadlines import Deadlines
 from shared import tracing
 from shared.errors import BrokerUnavailable
 from shared.jobs.contract import ENQUEUED_AT_HEADER
@@ -124,7 +125,12 @@ class _Entry(NamedTuple):
     key: str
     message: bytes
     fut: asyncio.Future[bool]
-    deadline: float
+
+
+def _expire(fut: asyncio.Future[bool]) -> None:
+    # A message still pending is pushed later anyway; its dedup key then absorbs Frame.io's retry.
+    if not fut.done():
+        fut.set_exception(_Expired())
 
 
 class RedisProducer:
@@ -148,10 +154,9 @@ class RedisProducer:
         self._stale_after = stale_after
         self._script = redis.register_script(_ENQUEUE_LUA)
         self._pending: list[_Entry] = []
-        self._in_flight: list[_Entry] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._deadlines: Deadlines[asyncio.Future[bool]] = Deadlines(_expire)  # the time budget, one timer
         self._conn: AbstractConnection | None = None
 
     async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
@@ -169,12 +174,11 @@ class RedisProducer:
         delay = 0.05
         while True:
             fut: asyncio.Future[bool] = loop.create_future()
-            self._pending.append(_Entry(key, message, fut, deadline))
+            self._pending.append(_Entry(key, message, fut))
             if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.create_task(self._flush_forever())
             self._wake.set()
-            if self._watchdog is None:
-                self._watchdog = loop.call_at(deadline, self._expire_overdue)
+            self._deadlines.watch(fut, deadline)
             try:
                 return await fut
             except _Expired as exc:
@@ -185,24 +189,8 @@ class RedisProducer:
                 logger.warning("enqueue failed, retrying: %s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
-
-    def _expire_overdue(self) -> None:
-        """Fail the requests whose budget ran out, waiting or in a call that hangs, and re-arm for
-        the next deadline: one timer per producer instead of one per request. A message still
-        pending is pushed later anyway; its dedup key then absorbs Frame.io's retry."""
-        self._watchdog = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        next_deadline: float | None = None
-        for entry in (*self._in_flight, *self._pending):
-            if entry.fut.done():
-                continue
-            if entry.deadline <= now:
-                entry.fut.set_exception(_Expired())
-            elif next_deadline is None or entry.deadline < next_deadline:
-                next_deadline = entry.deadline
-        if next_deadline is not None:
-            self._watchdog = loop.call_at(next_deadline, self._expire_overdue)
+            finally:
+                self._deadlines.release(fut)
 
     async def _flush_forever(self) -> None:
         while True:
@@ -210,11 +198,7 @@ class RedisProducer:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-                self._in_flight = batch
-                try:
-                    await self._flush(batch)
-                finally:
-                    self._in_flight = []
+                await self._flush(batch)
 
     async def _flush(self, batch: list[_Entry]) -> None:
         keys = [self._queue, ledger_key(), ledger_due_key(), *(dedup_key(e.key) for e in batch)]
@@ -254,9 +238,7 @@ class RedisProducer:
             raise
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        self._deadlines.close()
         if self._flusher is not None:
             self._flusher.cancel()
             try:

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from ingress import metrics
 from ingress.actions import answer_action
+from ingress.deadlines import Deadlines
 from ingress.state import IngressState
 from shared import tracing
 from shared.core.events import ActionEvent, AnyEvent
@@ -58,7 +59,7 @@ class EventEndpoint:
 
     def __init__(self, state: IngressState) -> None:
         self.state = state
-        self.deadlines = BodyDeadlines()
+        self.deadlines: Deadlines[asyncio.Task[Any]] = Deadlines(asyncio.Task.cancel)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if tracing.ACTIVE:
@@ -168,48 +169,8 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
 
-class BodyDeadlines:
-    """Cancels request tasks still reading their body at their deadline, with one timer for all
-    of them: a timer per request (or an `asyncio.timeout()` scope) cost more than the read itself,
-    and nearly every body arrives with its head. One per endpoint, so one per process."""
-
-    def __init__(self) -> None:
-        self._reading: dict[asyncio.Task[Any], float] = {}
-        self._overdue: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def watch(self, task: asyncio.Task[Any], timeout: float) -> None:
-        loop = task.get_loop()
-        deadline = loop.time() + timeout
-        self._reading[task] = deadline
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._expire, loop)
-
-    def release(self, task: asyncio.Task[Any]) -> bool:
-        """Stop watching `task`; True if it was cancelled for overrunning its deadline."""
-        self._reading.pop(task, None)
-        if task in self._overdue:
-            self._overdue.discard(task)
-            return True
-        return False
-
-    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = None
-        now = loop.time()
-        next_deadline: float | None = None
-        for task, deadline in list(self._reading.items()):
-            if deadline <= now:
-                del self._reading[task]
-                self._overdue.add(task)
-                task.cancel()
-            elif next_deadline is None or deadline < next_deadline:
-                next_deadline = deadline
-        if next_deadline is not None:
-            self._timer = loop.call_at(next_deadline, self._expire, loop)
-
-
 async def _read_body(
-    receive: Receive, declared: str | None, limit: int, timeout: float, deadlines: BodyDeadlines
+    receive: Receive, declared: str | None, limit: int, timeout: float, deadlines: Deadlines[asyncio.Task[Any]]
 ) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise (
@@ -218,13 +179,13 @@ async def _read_body(
             else InvalidPayload("invalid Content-Length")
         )
     # Straight from ASGI `receive`: Starlette's stream() generator costs more than the read itself.
-    # A client that trickles its body must not hold a request open (`BodyDeadlines`).
+    # A client that trickles its body must not hold a request open (`Deadlines`: one timer for all).
     task = asyncio.current_task()
     if task is None:
         raise RuntimeError("_read_body runs in a task")
     chunks: list[bytes] = []
     size = 0
-    deadlines.watch(task, timeout)
+    deadlines.watch(task, asyncio.get_running_loop().time() + timeout)
     try:
         while True:
             message = await receive()

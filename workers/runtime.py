@@ -93,16 +93,14 @@ class WorkerRuntime:
         loop = self._get_loop()
         finished = threading.Lock()
         finished.acquire()
-        outcome: list[asyncio.Future[T]] = []
+        outcome: list[asyncio.Task[T] | BaseException] = []
 
         def start() -> None:
             try:
                 task = loop.create_task(coro)
             except BaseException as exc:  # the loop is closing: fail the caller instead of leaving it waiting
                 coro.close()
-                failed: asyncio.Future[T] = loop.create_future()
-                failed.set_exception(exc)
-                outcome.append(failed)
+                outcome.append(exc)
                 finished.release()
                 return
             outcome.append(task)
@@ -110,6 +108,8 @@ class WorkerRuntime:
 
         loop.call_soon_threadsafe(start)
         finished.acquire()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
         return outcome[0].result()
 
     def stop_loop(self) -> None:
