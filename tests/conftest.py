@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# Imported early on purpose: when no collected test imports it, hypothesis's pytest plugin does in
+# the end-of-run summary, where CPython 3.11.7 fails to compile it under assertion rewriting
+# ("AST constructor recursion depth mismatch") and a passing run of a few files exits 1.
+import hypothesis  # noqa: F401
 import pytest
 import redis
 
