@@ -1,5 +1,6 @@
-"""Connection limits uvicorn's httptools protocol lacks: request-head size and deadline, idle
-connections closed, a cap on connections per process that evicts idle ones first (docs/decisions.md).
+"""uvicorn's httptools protocol as the ingress serves it: the connection limits it lacks (request-head
+size and deadline, idle connections closed, a cap on connections per process that evicts idle ones
+first) and one write per answer (`HeadHoldingTransport`); docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -177,8 +178,8 @@ class HeadHoldingTransport(asyncio.Transport):
 
     uvicorn writes a response's head and its body with separate `write` calls, and uvloop sends
     each at once: two system calls per answer that has a body. Holding the head (only when a body
-    is declared to follow) puts both in one: about a tenth of a Form answer's CPU. A head whose
-    body does not follow within this turn of the loop is sent at the end of it.
+    is declared to follow) puts both in one, about 7% of a Form answer's CPU. A head whose body
+    does not follow within this turn of the loop is sent at the end of it.
     """
 
     def __init__(self, transport: asyncio.Transport, protocol: HttpToolsProtocol) -> None:
