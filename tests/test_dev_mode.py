@@ -184,9 +184,11 @@ def test_loopback_is_decided_by_address_not_by_prefix(host: str, loopback: bool)
 
 def test_dev_generates_fresh_random_secrets_each_session(monkeypatch):
     monkeypatch.delenv("FRAMEIO_KIT_JOB_SIGNING_KEYS", raising=False)
+    monkeypatch.delenv("FRAMEIO_KIT_SESSION_SECRET", raising=False)
     first_env, first = dev_environment(Settings(), "redis://127.0.0.1:1/0")
     _, second = dev_environment(Settings(), "redis://127.0.0.1:1/0")
-    for name in ("WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_KIT_JOB_SIGNING_KEYS"):
+    names = ("WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_KIT_JOB_SIGNING_KEYS", "FRAMEIO_KIT_SESSION_SECRET")
+    for name in names:
         assert len(first[name]) >= 32 and first[name] != second[name]
         assert first_env[name] == first[name]
     assert first["WEBHOOK_SECRET"] != first["CUSTOM_ACTION_SECRET"]
