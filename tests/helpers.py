@@ -30,9 +30,11 @@ def webhook_payload(resource_id: str, event_type: str = "file.ready", **extra: A
     return testing.webhook_payload(event_type, resource_id=resource_id, resource_type="file", **_IDS, **extra)
 
 
-def action_payload(interaction_id: str, data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def action_payload(
+    interaction_id: str, data: dict[str, Any] | None = None, event_type: str = "my_app.transcribe", **extra: Any
+) -> dict[str, Any]:
     fields: dict[str, Any] = {"resource_id": "file-1", "action_id": "act-1", **_IDS, **extra}
-    return testing.action_payload("my_app.transcribe", interaction_id=interaction_id, data=data, **fields)
+    return testing.action_payload(event_type, interaction_id=interaction_id, data=data, **fields)
 
 
 __all__ = [

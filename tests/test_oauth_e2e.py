@@ -50,8 +50,10 @@ def oauth_env(ims: Any, keys: str = KEY_A) -> dict[str, str]:
     return {"FRAMEIO_KIT_IMS_URL": ims.url, "FRAMEIO_KIT_API_URL": ims.url, "FRAMEIO_KIT_ENCRYPTION_KEYS": keys}
 
 
-def run_action(url: str, interaction: str, user: str = "user-1") -> dict[str, Any]:
-    response = post_signed(url, action_payload(interaction, user={"id": user}), ACTION_SECRET)
+def run_action(
+    url: str, interaction: str, user: str = "user-1", event_type: str = "my_app.transcribe"
+) -> dict[str, Any]:
+    response = post_signed(url, action_payload(interaction, event_type=event_type, user={"id": user}), ACTION_SECRET)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -151,6 +153,28 @@ def test_sign_in_end_to_end_then_ingress_and_worker_handlers_act_as_the_user(
     logs = "".join(p.read_text(errors="replace") for p in Path(tmp_path).glob("*.log"))
     assert "signed in user user-1" in logs
     assert [t for t in ims.issued if t in logs] == []
+
+
+def test_an_actions_own_on_auth_complete_replaces_the_signed_in_page_with_its_response(
+    ims, start_ingress, redis_client, records
+):
+    url = start_ingress(OAUTH_APP, extra_env=oauth_env(ims))
+
+    form = run_action(url, "int-publish", event_type="my_app.publish")
+    callback, _ = sign_in(url, form)
+
+    assert callback.status_code == 303, callback.text
+    assert callback.headers["location"] == f"{PUBLIC_URL}/published/int-publish"
+    access = ims.latest_access["user-1"]
+    resumed = records("publish_resumed")
+    assert [(r["interaction"], r["user"], r["token"]) for r in resumed] == [
+        ("int-publish", "user-1", fingerprint(access))
+    ]
+    assert records("resumed") == []  # OAuthConfig's callback is for actions without their own
+    assert run_action(url, "int-publish-2", event_type="my_app.publish") == {
+        "title": "Publishing",
+        "description": "Started as you",
+    }
 
 
 def test_twenty_concurrent_actions_near_expiry_refresh_exactly_once(ims, start_ingress, redis_client, records):

@@ -10,8 +10,9 @@ import json
 import os
 
 import redis.asyncio as aioredis
+from starlette.responses import RedirectResponse
 
-from frameio_kit import ActionEvent, App, Message, OAuthConfig, WebhookEvent, get_user_token
+from frameio_kit import ActionEvent, App, AuthCompleteContext, Message, OAuthConfig, WebhookEvent, get_user_token
 
 PUBLIC_URL = "https://kit.example.test"
 
@@ -51,6 +52,24 @@ app = App(
 async def transcribe(event: ActionEvent) -> Message:
     await record("action", interaction=event.interaction_id, user=event.user_id, token=_seen_token())
     return Message(title="Transcribing", description="Started as you")
+
+
+async def publish_after_sign_in(ctx: AuthCompleteContext) -> RedirectResponse:
+    """This action's own callback: it runs instead of OAuthConfig's, and its page replaces the default."""
+    event = ctx.event
+    await record("publish_resumed", interaction=event.interaction_id, user=event.user_id, token=_seen_token())
+    return RedirectResponse(f"{PUBLIC_URL}/published/{event.interaction_id}", status_code=303)
+
+
+@app.on_action(
+    "my_app.publish",
+    name="Publish",
+    description="Publish as the user",
+    require_user_auth=True,
+    on_auth_complete=publish_after_sign_in,
+)
+async def publish(event: ActionEvent) -> Message:
+    return Message(title="Publishing", description="Started as you")
 
 
 @app.on_webhook("file.ready")
