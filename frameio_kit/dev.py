@@ -126,7 +126,7 @@ def dev_environment(settings: Settings, redis_url: str) -> tuple[dict[str, str],
     # The ingress signs the jobs it queues and workers verify them: one key for the whole tree.
     if settings.job_signing_keys is None:
         generated["FRAMEIO_KIT_JOB_SIGNING_KEYS"] = new_secret()
-    # Install-page sessions (App(install=True)) stay valid across the tree's processes and restarts.
+    # Install-page sessions (App(install=True)) stay valid across the tree's processes and --reload restarts.
     if settings.session_secret is None:
         generated["FRAMEIO_KIT_SESSION_SECRET"] = new_secret()
     env = {"FRAMEIO_KIT_DEV": "1", "REDIS_URL": redis_url, "FRAMEIO_KIT_BROKER_URL": redis_url, **generated}
