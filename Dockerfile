@@ -3,12 +3,13 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# constraints.txt: the versions CI tested, so the image runs what the tests ran.
+COPY pyproject.toml README.md constraints.txt ./
 COPY frameio_kit/ frameio_kit/
 COPY shared/ shared/
 COPY ingress/ ingress/
 COPY workers/ workers/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[flower,otel]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt ".[flower,otel]"
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \

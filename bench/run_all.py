@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from bench import payloads, report  # noqa: E402
 from bench.procs import PY, Server, WrkResult, cpu_seconds, rss_mb, start_kit_ingress, start_uvicorn, wrk  # noqa: E402
 from frameio_kit.testing import RedisServer, Service, celery_command, cli_command, wait_until  # noqa: E402
-from ingress.producer import build_task_message  # noqa: E402
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob  # noqa: E402
+from shared.jobs.kombu_redis import build_task_message  # noqa: E402
 from shared.jobs.signing import JobSigner  # noqa: E402
 
 QUEUE = "frameio-kit"

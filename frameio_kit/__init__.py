@@ -1,7 +1,19 @@
 """frameio-kit: build Frame.io integrations; run them on a verifying ingress and Celery workers."""
 
+# First: refuse a user's package named `shared`, `ingress` or `workers` before `shared` resolves to it.
+from frameio_kit import import_guard  # noqa: F401
 from frameio_kit.app import App
 from shared.actions.handoff import hand_off
+from shared.app.registry import (
+    ActionHandlerFunc,
+    ActionSecretResolver,
+    AuthCompleteContext,
+    OnAuthCompleteFunc,
+    SecretResolver,
+    WebhookHandlerFunc,
+    WebhookSecretResolver,
+)
+from shared.context import get_install_config, get_request, get_user_token
 from shared.core.client import Client
 from shared.core.events import (
     Account,
@@ -16,15 +28,6 @@ from shared.core.events import (
 )
 from shared.core.middleware import Middleware, NextFunc
 from shared.core.otel_middleware import OpenTelemetryMiddleware
-from shared.core.registry import (
-    ActionHandlerFunc,
-    ActionSecretResolver,
-    AuthCompleteContext,
-    OnAuthCompleteFunc,
-    SecretResolver,
-    WebhookHandlerFunc,
-    WebhookSecretResolver,
-)
 from shared.core.signature import verify_signature
 from shared.core.ui import (
     AnyResponse,
@@ -71,9 +74,8 @@ from shared.errors import (
     TokenRefreshError,
     TokenUnreadable,
 )
-from shared.install.context import get_install_config, get_request
 from shared.install.models import ActionRecord, Installation, InstallField, WebhookRecord
-from shared.oauth.config import OAuthConfig, get_user_token
+from shared.oauth.config import OAuthConfig
 
 __all__ = [
     "Account",

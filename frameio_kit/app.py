@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from shared.core.registry import Registry
+from shared.app.registry import Registry
 from shared.settings import get_settings
 
 if TYPE_CHECKING:

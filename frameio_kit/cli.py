@@ -90,7 +90,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingress.server import LimitedHttpToolsProtocol
-    from shared.core.loading import load_app
+    from shared.app.loading import load_app
     from shared.jobs.signing import signing_keys
     from shared.oauth.token_manager import check_keys_at_start_up
 

@@ -7,6 +7,7 @@ go to a 0600 file for `frameio-kit send` (frameio_kit/dev_secrets.py), the token
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -29,14 +30,24 @@ from frameio_kit.dev_secrets import (
     session_path,
     write_session,
 )
+from frameio_kit.parent_death import dies_with_parent
 from frameio_kit.testing.processes import cli_command
 from frameio_kit.testing.redis_server import RedisServer
-from shared.core.loading import load_app
+from shared.app.loading import load_app
 from shared.errors import DevError, RedisServerUnavailable
 from shared.settings import Settings, get_settings
 
 _WORKER_CONCURRENCY = 8
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP is a closed terminal: the same orderly stop as Ctrl+C (there is no SIGHUP on Windows).
+_STOP_SIGNALS = tuple(
+    sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None
+)
+# What each child gets from the kernel when this process dies without stopping it (SIGKILL, a crash): the
+# signal of the orderly stop, so each child also stops its own children. Linux only (frameio_kit/parent_death.py).
+# uvicorn closes its socket at once, then stops its worker processes if it has any. Celery's SIGTERM is the
+# warm shutdown, bounded by FRAMEIO_KIT_SHUTDOWN_GRACE (workers/shutdown.py); the cold one (SIGQUIT) hangs
+# while a handler runs in the threads pool, which cannot cancel it. Prefork pool processes get Celery's own SIGKILL.
+_CHILD_DEATH_SIGNAL = signal.SIGTERM
 
 
 @dataclass
@@ -63,6 +74,7 @@ def run_dev(options: DevOptions, settings: Settings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     tree = _Tree()
     secrets_file = session_path(settings)
+    refuse_taken_port(options.host, options.port)
     try:
         redis_url = options.redis_url or _start_redis(tree)
         env, generated = dev_environment(settings, redis_url)
@@ -86,9 +98,11 @@ def run_dev(options: DevOptions, settings: Settings) -> int:
         changed = _watch(stop) if options.reload else None
         while not stop.is_set():
             tree.children = _start_children(options)
-            code = _supervise(tree.children, stop, changed)
-            if code is not None:
-                print(f"frameio-kit dev: a child process exited with {code}; stopping", file=sys.stderr)
+            exited = _supervise(tree.children, stop, changed)
+            if exited is not None:
+                if exited is tree.children[0]:  # the ingress: perhaps something took its port since the check
+                    refuse_taken_port(options.host, options.port)
+                print(f"frameio-kit dev: a child process exited with {exited.returncode}; stopping", file=sys.stderr)
                 return 1
             if not stop.is_set():
                 print("frameio-kit dev: code changed, restarting ingress and worker", file=sys.stderr)
@@ -103,12 +117,29 @@ def run_dev(options: DevOptions, settings: Settings) -> int:
 
 def _start_redis(tree: _Tree) -> str:
     # Own session: Ctrl+C must not stop the broker before the worker has finished its handlers.
-    tree.redis = RedisServer(own_session=True)
+    tree.redis = RedisServer(own_session=True, die_with_parent=True)
     try:
         tree.redis.start()
     except RedisServerUnavailable as exc:
         raise DevError(f"dev mode runs a private redis-server: {exc}; or pass --redis-url") from None
     return tree.redis.url
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """Raise DevError with a one-line hint when something already listens on the ingress's address, most
+    often the ingress of an earlier session that was not stopped; uvicorn alone would print errno 98."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return  # another problem (a bad host, a privileged port): uvicorn reports it in its words
+        raise DevError(
+            f"port {port} on {host} is already in use, perhaps by an earlier `frameio-kit dev`: "
+            f"see what holds it with `lsof -nP -iTCP:{port} -sTCP:LISTEN` and stop it, or pass --port"
+        ) from None
 
 
 def dev_environment(settings: Settings, redis_url: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -171,18 +202,18 @@ def _start_children(options: DevOptions) -> list[subprocess.Popen[bytes]]:
         cli_command("worker", options.app, "--concurrency", str(_WORKER_CONCURRENCY), "--hostname", node),
     ]
     # Own sessions: a terminal's Ctrl+C reaches only this supervisor, which stops them in order.
-    return [subprocess.Popen(command, start_new_session=True) for command in commands]  # noqa: S603
+    die = dies_with_parent(_CHILD_DEATH_SIGNAL)
+    return [subprocess.Popen(command, start_new_session=True, preexec_fn=die) for command in commands]  # noqa: S603
 
 
 def _supervise(
     children: list[subprocess.Popen[bytes]], stop: threading.Event, changed: threading.Event | None
-) -> int | None:
-    """Wait for a stop signal (None), a code change (None) or a child's exit (its code)."""
+) -> subprocess.Popen[bytes] | None:
+    """Wait for a stop signal (None), a code change (None) or a child's exit (that child)."""
     while not stop.wait(0.2):
         for child in children:
-            code = child.poll()
-            if code is not None:
-                return code
+            if child.poll() is not None:
+                return child
         if changed is not None and changed.is_set():
             changed.clear()
             return None

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"frameio-kit flower: refusing to start: {problem}", file=sys.stderr)
         return 2
+    from shared.app.loading import refuse_collisions
+
+    refuse_collisions([os.getcwd(), *sys.path])  # `python -m` puts the working directory first in the child
     argv = [sys.executable, "-m", "celery", "-A", "workers", "flower"]
     sys.stdout.flush()
     os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with Flower, same environment

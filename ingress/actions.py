@@ -12,14 +12,12 @@ import functools
 import logging
 import time
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import orjson
 from starlette.responses import Response
 
 from ingress.oauth import answer_as_user
 from ingress.state import IngressState
-from shared.actions.handoff import bind_hand_off, reset_hand_off
 from shared.actions.state import (
     ActionState,
     Interaction,
@@ -29,8 +27,9 @@ from shared.actions.state import (
     context_of,
     step_key,
 )
+from shared.app.registry import HandlerSpec
+from shared.context import bind_hand_off, reset_hand_off
 from shared.core.events import ActionEvent
-from shared.core.registry import HandlerSpec
 from shared.core.ui import AnyResponse, Form, Message
 from shared.errors import ActionStateUnavailable, StepStillRunning
 from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob, action_job_key
@@ -49,15 +48,12 @@ UNAVAILABLE_MESSAGE = Message(title="Temporarily unavailable", description="Plea
 # first run's own bookkeeping. Still under Frame.io's 5 s with the largest allowed budget.
 _WAIT_MARGIN = 0.3
 
-_stores: WeakKeyDictionary[IngressState, ActionState] = WeakKeyDictionary()
-
 
 def action_state(state: IngressState) -> ActionState:
     """The process's action state store, built on first use from the settings."""
-    store = _stores.get(state)
-    if store is None:
-        store = _stores[state] = build_action_state(state.settings, state.redis)
-    return store
+    if state.action_state is None:
+        state.action_state = build_action_state(state.settings, state.redis)
+    return state.action_state
 
 
 async def answer_action(

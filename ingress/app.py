@@ -13,14 +13,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ingress import oauth
+from ingress import oauth, uvicorn_compat
 from ingress.install.routes import install_routes
 from ingress.metrics import exposed_without_token, metrics_endpoint
 from ingress.routes import EventEndpoint, error_response, healthz, readyz
 from ingress.state import IngressState
-from shared.core.registry import Registry
+from shared import redis_direct
+from shared.app.registry import Registry
 from shared.core.signature import TOLERANCE_SECONDS
 from shared.errors import RequestRejected, ServiceUnavailable
+from shared.jobs import kombu_redis
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,11 @@ def create_app(app: Registry, settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # In each server process, before it serves: an unsupported uvicorn would lose a connection limit,
+        # an unsupported kombu or redis-py would queue messages no worker reads.
+        uvicorn_compat.check()
+        kombu_redis.check()
+        redis_direct.check()
         try:
             if app.oauth is not None:
                 await app.token_manager.check_keys()  # wrong encryption keys: refuse to start
@@ -83,6 +90,9 @@ class IngressApp(Starlette):
     tenth of a webhook's CPU in the ingress. The endpoint answers its own errors as the exception
     handlers below would, so skipping them changes no answer. Other paths, and `POST /` under a
     root path, go through Starlette, which routes them to the same endpoint.
+
+    Public seams only (no adapter needed): the ASGI call, `super().__call__` for everything else, and
+    `scope["app"]`, which Starlette documents as `request.app` and sets the same way.
     """
 
     def __init__(self, events: EventEndpoint, **kwargs: Any) -> None:

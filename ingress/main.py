@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 
 from ingress.app import create_app
 from shared import tracing
-from shared.core.loading import load_app
+from shared.app.loading import load_app
 from shared.logs import configure_logging
 from shared.settings import get_settings
 

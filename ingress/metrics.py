@@ -7,7 +7,6 @@ On the hot path: one dict lookup and one locked increment per request; label chi
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import time
 
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from ingress.state import IngressState
 from shared.errors import RequestRejected, ServiceUnavailable
+from shared.hmac_sign import same
 from shared.jobs import queue_stats
 from shared.settings import Settings
 
@@ -100,7 +100,7 @@ async def metrics_endpoint(request: Request) -> Response:
     else:
         expected = f"Bearer {token.get_secret_value()}".encode()
         provided = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(expected, provided):
+        if not same(expected, provided):
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(REGISTRY) + await _queue_gauges(state), media_type=CONTENT_TYPE_LATEST)
 
@@ -111,8 +111,7 @@ async def _queue_gauges(state: IngressState) -> bytes:
     settings = state.settings
     try:
         async with asyncio.timeout(1.0):
-            # The Redis fast path pushes to this client's database (ingress/producer.py).
-            broker = state.redis if settings.broker_is_redis else None
+            broker = state.queue_redis if settings.broker_is_redis else None
             stats = await queue_stats.aread(broker, state.redis, settings.queue)
     except (RedisError, OSError, TimeoutError):
         return b""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import html
 import logging
 import secrets
@@ -24,20 +23,16 @@ from frameio.core.api_error import ApiError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ingress.public_url import public_url
 from shared import redis_keys
+from shared.app.registry import AuthCompleteContext, HandlerSpec, Registry
+from shared.context import bind_event_account, current_request, reset_event_account, reset_user_token, set_user_token
 from shared.core.client import Client
 from shared.core.events import ActionEvent
-from shared.core.registry import AuthCompleteContext, HandlerSpec, Registry
 from shared.core.ui import AnyResponse, Form, LinkField, Message
 from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
-from shared.install.context import current_request
-from shared.oauth.config import (
-    bind_event_account,
-    reset_event_account,
-    reset_user_token,
-    set_user_token,
-    with_mount_prefix,
-)
+from shared.hmac_sign import b64url, hmac_b64url, same
+from shared.oauth.pkce import challenge_for, new_verifier
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
 
@@ -124,23 +119,17 @@ def login_link(
 ) -> str:
     expires = int((time.time() if now is None else now) + LOGIN_LINK_TTL)
     token = sign_login_token(manager.cipher.signing_keys[0], user_id, interaction_id, expires, account_id=account_id)
-    return f"{public_base(manager, current_request())}/auth/login?{urlencode({'t': token})}"
-
-
-def public_base(manager: TokenManager, request: Request | None) -> str:
-    """`OAuthConfig.base_url`, with the mount prefix when the App is mounted under one."""
-    root_path = str(request.scope.get("root_path", "")) if request is not None else ""
-    return with_mount_prefix(manager.config.base_url, root_path)
+    return f"{public_url(manager.config.base_url, current_request())}/auth/login?{urlencode({'t': token})}"
 
 
 def redirect_uri(manager: TokenManager, request: Request) -> str:
     """The callback Adobe sends the user back to: `{base_url}{prefix}/auth/callback`."""
-    return f"{public_base(manager, request)}/auth/callback"
+    return f"{public_url(manager.config.base_url, request)}/auth/callback"
 
 
 def sign_login_token(key: bytes, user_id: str, interaction_id: str, expires_at: int, *, account_id: str) -> str:
-    body = _b64(orjson.dumps({"a": account_id, "u": user_id, "i": interaction_id, "e": expires_at}))
-    return f"{body}.{_b64(hmac.new(key, body.encode('ascii'), hashlib.sha256).digest())}"
+    body = b64url(orjson.dumps({"a": account_id, "u": user_id, "i": interaction_id, "e": expires_at}))
+    return f"{body}.{hmac_b64url(key, body.encode('ascii'))}"
 
 
 def verify_login_token(keys: list[bytes], token: str, now: float | None = None) -> LoginClaims:
@@ -148,9 +137,7 @@ def verify_login_token(keys: list[bytes], token: str, now: float | None = None) 
     body, _, signature = token.partition(".")
     if not body or not signature or len(token) > 2048 or not token.isascii():
         raise SignInRejected("This sign-in link is malformed.", status_code=400)
-    if not any(
-        hmac.compare_digest(_b64(hmac.new(k, body.encode("ascii"), hashlib.sha256).digest()), signature) for k in keys
-    ):
+    if not any(same(hmac_b64url(k, body.encode("ascii")), signature) for k in keys):
         raise SignInRejected("This sign-in link is not valid.", status_code=403)
     try:
         claims = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -160,10 +147,6 @@ def verify_login_token(keys: list[bytes], token: str, now: float | None = None) 
     if result.expires_at < (time.time() if now is None else now):
         raise SignInRejected("This sign-in link has expired. Run the action again for a new one.", status_code=410)
     return result
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def _digest(state: str) -> str:
@@ -209,8 +192,8 @@ async def _pending_sign_in(manager: TokenManager, claims: LoginClaims, link_dige
     link_ttl = max(1, int(claims.expires_at - time.time())) + 60
     existing = await manager.state.get(link_key)
     if existing is None:
-        state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-        challenge = _b64(hashlib.sha256(verifier.encode("ascii")).digest())
+        state, verifier = secrets.token_urlsafe(32), new_verifier()
+        challenge = challenge_for(verifier)
         record = {"a": claims.account_id, "u": claims.user_id, "i": claims.interaction_id, "v": verifier}
         state_key = redis_keys.oauth_state_key(_digest(state))
         await manager.state.set(state_key, manager.cipher.encrypt(orjson.dumps(record)), STATE_TTL)

@@ -20,11 +20,11 @@ from starlette.types import Receive, Scope, Send
 
 from ingress import metrics
 from ingress.actions import answer_action
-from ingress.deadlines import Deadlines
 from ingress.state import IngressState
 from shared import tracing
+from shared.app.registry import HandlerSpec
+from shared.context import bind_request, reset_request
 from shared.core.events import ActionEvent, AnyEvent
-from shared.core.registry import HandlerSpec
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, signature_matches
 from shared.errors import (
     EventValidationError,
@@ -36,9 +36,7 @@ from shared.errors import (
     ServiceUnavailable,
     SignatureInvalid,
 )
-from shared.install.context import bind_request, reset_request
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, describe_webhook
-from shared.logs import log_info
 
 logger = logging.getLogger("frameio_kit.ingress")
 
@@ -59,7 +57,6 @@ class EventEndpoint:
 
     def __init__(self, state: IngressState) -> None:
         self.state = state
-        self.deadlines: Deadlines[asyncio.Task[Any]] = Deadlines(asyncio.Task.cancel)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if tracing.ACTIVE:
@@ -84,7 +81,7 @@ class EventEndpoint:
         try:
             declared, timestamp, signature = _frameio_headers(scope)
             settings = state.settings
-            body = await _read_body(receive, declared, settings.max_body_bytes, settings.body_timeout, self.deadlines)
+            body = await _read_body(receive, declared, settings.max_body_bytes, settings.body_timeout)
             ts = parse_timestamp(timestamp)
             if timestamp is None or signature is None or ts is None:
                 raise SignatureInvalid("missing, malformed or stale signature headers")
@@ -169,9 +166,7 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
 
-async def _read_body(
-    receive: Receive, declared: str | None, limit: int, timeout: float, deadlines: Deadlines[asyncio.Task[Any]]
-) -> bytes:
+async def _read_body(receive: Receive, declared: str | None, limit: int, timeout: float) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise (
             PayloadTooLarge(f"body larger than {limit} bytes")
@@ -179,32 +174,24 @@ async def _read_body(
             else InvalidPayload("invalid Content-Length")
         )
     # Straight from ASGI `receive`: Starlette's stream() generator costs more than the read itself.
-    # A client that trickles its body must not hold a request open (`Deadlines`: one timer for all).
-    task = asyncio.current_task()
-    if task is None:
-        raise RuntimeError("_read_body runs in a task")
+    # A client that trickles its body must not hold a request open.
     chunks: list[bytes] = []
     size = 0
-    deadlines.watch(task, asyncio.get_running_loop().time() + timeout)
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body larger than {limit} bytes")
-            if not message.get("more_body", False):
-                return b"".join((*chunks, chunk)) if chunks else chunk
-            chunks.append(chunk)
-    except asyncio.CancelledError:
-        if not deadlines.release(task):
-            raise
-        task.uncancel()
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body larger than {limit} bytes")
+                if not message.get("more_body", False):
+                    return b"".join((*chunks, chunk)) if chunks else chunk
+                chunks.append(chunk)
+    except TimeoutError:
         raise RequestTimedOut(f"request body not received within {timeout:g}s") from None
-    finally:
-        deadlines.release(task)
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:
@@ -274,4 +261,4 @@ async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts
 def _log(event_type: str, outcome: str, started: float) -> None:
     if tracing.ACTIVE:
         tracing.annotate(**{"frameio_kit.outcome": outcome})
-    log_info(logger, f"{event_type} {outcome} {(time.perf_counter() - started) * 1000:.1f}ms")
+    logger.info("%s %s %.1fms", event_type, outcome, (time.perf_counter() - started) * 1000)

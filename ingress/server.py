@@ -1,6 +1,7 @@
 """uvicorn's httptools protocol as the ingress serves it: the connection limits it lacks (request-head
 size and deadline, idle connections closed, a cap on connections per process that evicts idle ones
-first) and one write per answer (`HeadHoldingTransport`); docs/decisions.md.
+first) and one write per answer (`HeadHoldingTransport`); docs/decisions.md. The uvicorn internals used
+here come from ingress/uvicorn_compat.py, which checks them at start-up.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ import resource
 from functools import lru_cache
 from typing import Any
 
-from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.server import ServerState
-
+from ingress.uvicorn_compat import Config, HttpToolsProtocol, ServerState
 from shared.settings import get_settings
 
 logger = logging.getLogger("frameio_kit.ingress")
@@ -184,7 +182,7 @@ class HeadHoldingTransport(asyncio.Transport):
 
     def __init__(self, transport: asyncio.Transport, protocol: HttpToolsProtocol) -> None:
         super().__init__()
-        self._transport = transport
+        self._inner = transport
         self._protocol = protocol
         self._held: bytes | None = None
 
@@ -196,54 +194,54 @@ class HeadHoldingTransport(asyncio.Transport):
             self._held = bytes(data)
             self._protocol.loop.call_soon(self._flush)
             return
-        self._transport.write(data)
+        self._inner.write(data)
 
     def _flush(self) -> None:
         if self._held is not None:
             data, self._held = self._held, None
-            self._transport.write(data)
+            self._inner.write(data)
 
     def close(self) -> None:
         self._flush()
-        self._transport.close()
+        self._inner.close()
 
     def abort(self) -> None:
         self._held = None
-        self._transport.abort()
+        self._inner.abort()
 
     def write_eof(self) -> None:
         self._flush()
-        self._transport.write_eof()
+        self._inner.write_eof()
 
     def can_write_eof(self) -> bool:
-        return self._transport.can_write_eof()
+        return self._inner.can_write_eof()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._inner.is_closing()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
+        return self._inner.get_extra_info(name, default)
 
     def pause_reading(self) -> None:
-        self._transport.pause_reading()
+        self._inner.pause_reading()
 
     def resume_reading(self) -> None:
-        self._transport.resume_reading()
+        self._inner.resume_reading()
 
     def is_reading(self) -> bool:
-        return self._transport.is_reading()
+        return self._inner.is_reading()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._transport.set_protocol(protocol)
+        self._inner.set_protocol(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._transport.get_protocol()
+        return self._inner.get_protocol()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + len(self._held or b"")
+        return self._inner.get_write_buffer_size() + len(self._held or b"")
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._transport.get_write_buffer_limits()
+        return self._inner.get_write_buffer_limits()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._transport.set_write_buffer_limits(high, low)
+        self._inner.set_write_buffer_limits(high, low)

@@ -3,6 +3,9 @@
 The ingress and the workers write lines through a block buffer flushed every
 FRAMEIO_KIT_LOG_FLUSH_INTERVAL seconds (and at once for warnings and errors): a write and flush
 per line was a fifth of the ingress CPU per webhook (docs/performance.md).
+
+Nothing here changes the `logging` module's globals (`_srcfile`, `logThreads`, ...): an
+integration's own handlers and formats (`%(lineno)d`, `%(threadName)s`) keep working in our processes.
 """
 
 from __future__ import annotations
@@ -58,13 +61,8 @@ class TextFormatter(logging.Formatter):
         if record.exc_info or record.exc_text or record.stack_info:
             return super().format(record)
         record.message = record.getMessage()
-        line = self.line(record.created, record.levelname, record.name, record.message)
+        line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.message}"
         return f"{line} trace={getattr(record, 'trace_id', '-')}" if self._traced else line
-
-    def line(self, created: float, levelname: str, name: str, message: str) -> str:
-        """The line for a record with these fields and no exception (`log_info` writes it directly)."""
-        msecs = int((created - int(created)) * 1000)
-        return f"{self._stamps(created)},{msecs:03d} {levelname:<7} {name}: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -75,21 +73,18 @@ class JsonFormatter(logging.Formatter):
         self._stamps = _StampCache("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = self._entry(record.created, record.levelname, record.name, record.getMessage())
+        entry = {
+            "ts": f"{self._stamps(record.created)}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         trace_id = getattr(record, "trace_id", None)
         if trace_id:
             entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
-
-    def line(self, created: float, levelname: str, name: str, message: str) -> str:
-        """The line for a record with these fields, no exception and no trace (`log_info`)."""
-        return json.dumps(self._entry(created, levelname, name, message))
-
-    def _entry(self, created: float, levelname: str, name: str, message: str) -> dict[str, str]:
-        msecs = int((created - int(created)) * 1000)
-        return {"ts": f"{self._stamps(created)}.{msecs:03d}Z", "level": levelname, "logger": name, "message": message}
 
 
 class TraceIdFilter(logging.Filter):
@@ -154,53 +149,6 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
 
-_direct: BufferedStreamHandler | None = None
-
-
-def log_info(logger: logging.Logger, message: str) -> None:
-    """`logger.info(message)` for the one line per request or task on the hot paths.
-
-    When the line would reach only the buffered handler `configure_logging` installed (no other
-    handler or filter on the way), it is formatted and buffered directly, without a LogRecord:
-    the same line at about a quarter of the CPU. Otherwise it goes through `logger.info`.
-    """
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    handler = _direct
-    formatter = handler.formatter if handler is not None else None
-    if (
-        handler is None
-        or not isinstance(formatter, TextFormatter | JsonFormatter)
-        or not _only_through(logger, handler)
-    ):
-        logger.info(message)
-        return
-    line = formatter.line(time.time(), "INFO", logger.name, message)
-    handler.acquire()
-    try:
-        handler.write_line(line, logging.INFO)
-    except Exception:
-        handler.handleError(logging.makeLogRecord({"msg": message, "name": logger.name, "levelno": logging.INFO}))
-    finally:
-        handler.release()
-
-
-def _only_through(logger: logging.Logger, handler: BufferedStreamHandler) -> bool:
-    node: logging.Logger | None = logger
-    while node is not None and node.parent is not None:
-        if node.handlers or node.filters or not node.propagate:
-            return False
-        node = node.parent
-    root = logging.root
-    return (
-        len(root.handlers) == 1
-        and root.handlers[0] is handler
-        and not root.filters
-        and not handler.filters
-        and handler.level <= logging.INFO
-    )
-
-
 def _stderr_block_buffered() -> TextIO | None:
     """A block-buffered text stream on stderr's descriptor (sys.stderr itself flushes every line),
     or None when stderr has no descriptor (captured by a test runner)."""
@@ -215,12 +163,6 @@ def _stderr_block_buffered() -> TextIO | None:
 def configure_logging(settings: Settings, *, buffered: bool = False) -> None:
     """Root handler and level from the settings. `buffered` (the ingress and workers: long-running,
     many lines) applies FRAMEIO_KIT_LOG_FLUSH_INTERVAL; commands flush every line."""
-    # Our formats use neither thread, process nor caller: skip collecting them per record (the
-    # logging HOWTO's "Optimization" table names these switches, `_srcfile` included).
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     stream = _stderr_block_buffered() if buffered and settings.log_flush_interval > 0 else None
     handler: logging.Handler
     if stream is not None:
@@ -235,5 +177,3 @@ def configure_logging(settings: Settings, *, buffered: bool = False) -> None:
         old.flush()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    global _direct
-    _direct = handler if isinstance(handler, BufferedStreamHandler) else None

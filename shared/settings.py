@@ -156,6 +156,14 @@ class Settings(SigningSecrets):
         return self.celery_broker_url.startswith(("redis://", "rediss://", "unix://"))
 
     @property
+    def queue_redis_url(self) -> str:
+        """The Redis that holds queue traffic: the queue itself and its delivery bookkeeping (de-duplication
+        keys, the in-flight ledger, completion markers, attempt histories), which must sit beside the queue
+        to be updated atomically with it. The broker when it is Redis; REDIS_URL for any other broker.
+        Everything else (tokens, installs, action state, dead letters) lives in REDIS_URL."""
+        return self.celery_broker_url if self.broker_is_redis else self.redis_url
+
+    @property
     def completion_ttl(self) -> int:
         """How long a completed event's marker lives: past the de-duplication window and past any
         redelivery of an unacknowledged message (visibility timeout)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -209,32 +209,46 @@ def wait_seconds(enqueued_at: Any) -> float | None:
     return None
 
 
-class TracedTransport(httpx.AsyncBaseTransport):
-    """A client span per HTTP call (method, host, path and status; never the query, headers or
-    body). The trace context is not sent: the far side is Frame.io, not part of the trace."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        attributes = {
-            "http.request.method": request.method,
-            "server.address": request.url.host,
-            "url.path": request.url.path,
-        }
-        with span(f"{request.method} {request.url.host}", "CLIENT", attributes=attributes) as current:
-            response = await self._inner.handle_async_request(request)
-            current.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                mark_error(current, str(response.status_code))
-            return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+_CLIENT_SPAN = "frameio_kit.client_span"
+"""The request extension that carries a call's span from the request hook to the response hook."""
 
 
-def traced_client(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    """`client`, its calls traced. The transport is swapped in place: passing `transport=` to the
-    constructor would drop httpx's proxy settings from the environment."""
-    client._transport = TracedTransport(client._transport)
-    return client
+def client_event_hooks() -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
+    """httpx `event_hooks` that give each HTTP call a client span (method, host, path and status;
+    never the query, headers or body), child of the caller's current span.
+
+    Event hooks, not a wrapping `transport=`: a client given a transport drops httpx's proxy
+    settings from the environment. A call that fails before a response (connect error, timeout)
+    gets no span of its own; the exception reaches the caller's span. The trace context is not
+    sent: the far side is Frame.io, not part of the trace.
+    """
+    return {"request": [_start_client_span], "response": [_end_client_span]}
+
+
+async def _start_client_span(request: httpx.Request) -> None:
+    if _tracer is None:
+        return
+    from opentelemetry.trace import SpanKind
+
+    attributes = {
+        "http.request.method": request.method,
+        "server.address": request.url.host,
+        "url.path": request.url.path,
+    }
+    request.extensions[_CLIENT_SPAN] = _tracer.start_span(
+        f"{request.method} {request.url.host}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
+async def _end_client_span(response: httpx.Response) -> None:
+    current: Span | None = response.request.extensions.pop(_CLIENT_SPAN, None)
+    if current is None:
+        return
+    current.set_attribute("http.response.status_code", response.status_code)
+    if response.status_code >= 500:
+        mark_error(current, str(response.status_code))
+    current.end()

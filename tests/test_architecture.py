@@ -1,4 +1,4 @@
-"""The layout's rules, read from the source: one direction of imports and no import loops.
+"""The layout's rules, read from the source: one direction of imports, layers inside `shared/`, no import loops.
 
 Every import counts, at module level or inside a function, under TYPE_CHECKING or not.
 """
@@ -117,8 +117,68 @@ def test_the_import_graph_has_no_cycle() -> None:
     assert loops == []
 
 
+# Layers inside `shared/`, lowest first: a module imports its own group and the groups of lower
+# layers only. The base is `shared.core` plus the modules directly in `shared/` (settings, errors,
+# logs, tracing, redis_*, context, hmac_sign): one layer, as settings reads the signature tolerance
+# (core/signature.py) and the API client reads settings and tracing; the loop test keeps it acyclic.
+# Peers of one layer (jobs, oauth, actions) do not import each other; install builds on oauth's
+# token store; the registry orchestrates sign-in and install, so it sits on top.
+SHARED_LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"shared.core", "base"}),
+    frozenset({"shared.jobs", "shared.oauth", "shared.actions"}),
+    frozenset({"shared.install"}),
+    frozenset({"shared.app"}),
+)
+_RANK = {group: rank for rank, groups in enumerate(SHARED_LAYERS) for group in groups}
+
+
+def _group(module: str) -> str:
+    """`shared.<package>` for a module in a sub-package of shared/, else "base" (shared/*.py)."""
+    parts = module.split(".")
+    if len(parts) >= 2 and (ROOT / "shared" / parts[1]).is_dir():
+        return f"shared.{parts[1]}"
+    return "base"
+
+
+SHARED_MODULES = sorted(m for m in GRAPH if _top(m) == "shared")
+
+
+def test_every_package_in_shared_has_a_layer() -> None:
+    assert sorted({_group(m) for m in SHARED_MODULES} - set(_RANK)) == []
+
+
+def _allowed(module: str, target: str) -> bool:
+    """Lower layers, its own group, and anything in the base from the base (core and shared/*.py mix)."""
+    source, dest = _RANK.get(_group(module), -1), _RANK.get(_group(target), -1)
+    return dest < source or _group(target) == _group(module) or source == dest == 0
+
+
+def test_no_layer_in_shared_imports_a_higher_one_or_a_peer() -> None:
+    offenders = sorted(
+        f"{module} -> {target}"
+        for module in SHARED_MODULES
+        for target in GRAPH[module]
+        if _top(target) == "shared" and not _allowed(module, target)
+    )
+    assert offenders == []
+
+
+def test_the_base_models_know_nothing_of_sign_in_installation_or_the_registry() -> None:
+    above = ("shared.oauth", "shared.install", "shared.app")
+    offenders = sorted(
+        f"{module} -> {target}"
+        for module in SHARED_MODULES
+        if module.startswith("shared.core")
+        for target in GRAPH[module]
+        if target.startswith(above)
+    )
+    assert offenders == []
+
+
 def test_the_graph_sees_the_packages() -> None:
-    """Guards the two tests above against passing on an empty graph."""
-    assert "shared.core.registry" in GRAPH
-    assert "shared.core.events" in GRAPH["shared.core.registry"]
+    """Guards the tests above against passing on an empty graph."""
+    assert "shared.app.registry" in GRAPH
+    assert "shared.core.events" in GRAPH["shared.app.registry"]
+    assert {"shared.oauth.token_manager", "shared.install.store"} <= GRAPH["shared.app.registry"]
     assert "ingress.app" in GRAPH["frameio_kit.app"]
+    assert {_group(m) for m in SHARED_MODULES} == set(_RANK)

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from frameio_kit import ActionEvent, AnyEvent, App, OAuthConfig, WebhookEvent
-from shared.core import registry
+from shared.app import registry
 from shared.settings import Settings
 from tests.helpers import WEBHOOK_SECRET, action_payload, post_signed, wait_until, webhook_payload
 

@@ -20,6 +20,7 @@ from tests.helpers import (
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.smoke
 def test_action_returns_form_then_message_for_the_submission(start_ingress, redis_client, records):
     url = start_ingress()
     first = post_signed(url, _action("int-1"), ACTION_SECRET)

@@ -18,6 +18,7 @@ from tests.helpers import WEBHOOK_SECRET, RedisServer, post_signed, wait_until, 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.smoke
 def test_webhook_is_acknowledged_before_a_slow_handler_finishes(start_ingress, start_worker, redis_client, records):
     url = start_ingress()
     worker = start_worker()
@@ -120,6 +121,7 @@ def test_worker_starts_without_signing_secrets(start_worker, base_env):
     assert worker.proc.poll() is None
 
 
+@pytest.mark.smoke
 def test_handler_failure_is_retried_with_traceback_logged(start_ingress, start_worker, redis_client, records):
     url = start_ingress()
     worker = start_worker()

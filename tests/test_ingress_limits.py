@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.smoke]
 
 StartIngress = Callable[..., str]
 

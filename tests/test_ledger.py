@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from ingress.producer import RedisProducer
+from ingress.producers.redis_broker import RedisProducer
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.jobs.ledger import sweep_ledger
 from shared.redis_keys import done_key, ledger_due_key, ledger_key

@@ -88,3 +88,24 @@ def test_a_process_that_exits_leaves_every_buffered_line(tmp_path: Path) -> None
     lines = done.stderr.splitlines()
     assert len(lines) == 500
     assert lines[-1].endswith("file.ready enqueued 499")
+
+
+def test_a_users_format_gets_caller_line_and_thread_through_the_buffered_handler(tmp_path: Path) -> None:
+    script = (
+        "import logging, threading\n"
+        "from shared.logs import BufferedStreamHandler, configure_logging\n"
+        "from shared.settings import Settings\n"
+        "configure_logging(Settings(), buffered=True)\n"
+        "handler = logging.getLogger().handlers[0]\n"
+        "assert isinstance(handler, BufferedStreamHandler)\n"
+        "handler.setFormatter(logging.Formatter('%(lineno)d %(threadName)s %(processName)s %(message)s'))\n"
+        "work = lambda: logging.getLogger('mine').info('from a thread')\n"
+        "thread = threading.Thread(target=work, name='user-thread')\n"
+        "thread.start()\n"
+        "thread.join()\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "FRAMEIO_KIT_LOG_FLUSH_INTERVAL": "10"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stderr.splitlines() == ["8 user-thread MainProcess from a thread"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import (
     ACTION_SECRET,
@@ -15,18 +14,9 @@ from tests.helpers import (
     wait_until,
     webhook_payload,
 )
+from tests.metrics_support import samples
 
 pytestmark = pytest.mark.e2e
-
-
-def samples(url: str, **kw: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = httpx.get(url, timeout=5, **kw)  # type: ignore[arg-type]
-    assert response.status_code == 200
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
 
 
 def test_metrics_count_what_was_sent_and_handled(start_ingress, start_worker, redis_client, records):

@@ -3,16 +3,11 @@ log line, response body, task message, CLI output or Redis value."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 import subprocess
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 
 from shared.core.signature import SIGNATURE_HEADER
 from shared.jobs.dead_letters import DeadLetterStore
@@ -26,72 +21,11 @@ from tests.helpers import (
     wait_until,
     webhook_payload,
 )
+from tests.leak_support import leaks_in, redis_values
 
 pytestmark = pytest.mark.e2e
 
 RELIABILITY_APP = "tests.apps.reliability:app"
-_B64 = re.compile(r"^[A-Za-z0-9+/=_-]{16,}$")
-
-
-def _expand(value: str, depth: int = 0) -> Iterator[str]:
-    """The text and whatever it encodes: JSON strings, base64 bodies (kombu's message bodies)."""
-    yield value
-    if depth > 4:
-        return
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict | list):
-        for text in _strings(parsed):
-            yield from _expand(text, depth + 1)
-    if _B64.match(value):
-        try:
-            yield from _expand(base64.b64decode(value + "=" * (-len(value) % 4)).decode("utf-8", "replace"), depth + 1)
-        except (binascii.Error, ValueError):
-            pass
-
-
-def _strings(obj: object) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield str(k)
-            yield from _strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _strings(v)
-
-
-def _redis_values(url: str) -> list[tuple[str, str]]:
-    """Every key and value in every non-empty database, decoded."""
-    found: list[tuple[str, str]] = []
-    for db in range(16):
-        client = redis.Redis.from_url(url.rsplit("/", 1)[0] + f"/{db}")
-        for key in client.scan_iter():
-            kind = client.type(key).decode()
-            name = key.decode("utf-8", "replace")
-            if kind == "string":
-                values = [client.get(key)]
-            elif kind == "list":
-                values = client.lrange(key, 0, -1)
-            elif kind == "hash":
-                values = [x for pair in client.hgetall(key).items() for x in pair]
-            elif kind == "set":
-                values = list(client.smembers(key))
-            elif kind == "zset":
-                values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-            else:
-                values = []
-            found.append((f"db{db}:{name} (key)", name))
-            found.extend((f"db{db}:{name}", v.decode("utf-8", "replace")) for v in values if v is not None)
-        client.close()
-    return found
-
-
-def _leaks(where: str, text: str, needles: list[str]) -> list[str]:
-    return [f"{needle[:12]}... in {where}" for piece in _expand(text) for needle in needles if needle in piece]
 
 
 def test_no_secret_or_signature_in_logs_responses_messages_or_redis(
@@ -118,7 +52,7 @@ def test_no_secret_or_signature_in_logs_responses_messages_or_redis(
     assert post(action_payload("leak-action", type="my_app.echo"), ACTION_SECRET, "action").status_code == 200
     assert post(action_payload("leak-action", type="my_app.echo"), WEBHOOK_SECRET, "forged action").status_code == 401
     # Messages still queued: the task payloads as the broker holds them.
-    scanned.extend(_redis_values(base_env["REDIS_URL"]))
+    scanned.extend(redis_values(base_env["REDIS_URL"]))
     assert any("frameio-kit" in where for where, _ in scanned)
 
     worker = start_worker(RELIABILITY_APP, extra_env=debug)
@@ -140,7 +74,7 @@ def test_no_secret_or_signature_in_logs_responses_messages_or_redis(
             check=True,
         )
         scanned.append((f"dead-letters {args[0]}", out.stdout + out.stderr))
-    scanned.extend(_redis_values(base_env["REDIS_URL"]))
+    scanned.extend(redis_values(base_env["REDIS_URL"]))
 
     # The fixtures write each process's output to tmp_path; scan every line of every one.
     logs = {path.name: path.read_text(errors="replace") for path in tmp_path.glob("*.log")}
@@ -151,5 +85,5 @@ def test_no_secret_or_signature_in_logs_responses_messages_or_redis(
     )
 
     needles = [WEBHOOK_SECRET, ACTION_SECRET, *sent_signatures, *(s.removeprefix("v0=") for s in sent_signatures)]
-    leaks = [leak for where, text in scanned for leak in _leaks(where, text, needles)]
+    leaks = [leak for where, text in scanned for leak in leaks_in(where, text, needles)]
     assert leaks == []

@@ -24,7 +24,7 @@ from shared.redis_keys import key_canary_key, user_token_key
 from tests.apps.tenant_secrets import ACTION_SECRETS, TENANT_A, TENANT_B, WEBHOOK_SECRETS
 from tests.helpers import ACTION_SECRET, WEBHOOK_SECRET, action_payload, cli_command, free_port, post_signed, wait_until
 from tests.helpers import webhook_payload as webhook
-from tests.test_oauth_e2e import (
+from tests.oauth_support import (
     KEY_A,
     OAUTH_APP,
     fingerprint,

@@ -15,9 +15,10 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.disk import DiskStore
 
 from frameio_kit import App
+from shared.context import get_user_token
 from shared.core.events import WebhookEvent
 from shared.errors import ConfigurationError, EncryptionKeyMismatch
-from shared.oauth.config import OAuthConfig, get_user_token
+from shared.oauth.config import OAuthConfig
 from shared.oauth.token_manager import IMS_TIMEOUT, LOCK_TIMEOUT, REFRESH_DEADLINE, TokenManager, build_token_manager
 from shared.oauth.token_store import (
     REFRESH_TOKEN_LIFETIME,

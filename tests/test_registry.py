@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from frameio_kit import ActionEvent, AnyEvent, App, Message, Middleware, NextFunc, WebhookEvent
-from shared.core import registry
+from shared.app import registry
 from shared.settings import get_settings
 from tests.helpers import action_payload, webhook_payload
 

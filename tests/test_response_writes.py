@@ -1,16 +1,27 @@
 """The ingress's transport wrapper (ingress/server.py): a response's head and body leave in one
-write, and nothing is held past the current turn of the loop or a close."""
+write, and nothing is held past the current turn of the loop or a close.
+
+Driven through the real protocol (`LimitedHttpToolsProtocol` over uvicorn's own request cycle, fed raw
+HTTP bytes), so a uvicorn that stopped setting what the wrapper reads would fail here, not only in production.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ingress.server import HeadHoldingTransport
+from ingress.server import HeadHoldingTransport, LimitedHttpToolsProtocol
+from ingress.uvicorn_compat import Config, ServerState
+
+_REQUEST = b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n"
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 class _Recorder(asyncio.Transport):
+    """The socket's side of the connection: records each write the protocol makes."""
+
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
@@ -25,61 +36,132 @@ class _Recorder(asyncio.Transport):
     def is_closing(self) -> bool:
         return self.closed
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
 
-def _wrapped(loop: asyncio.AbstractEventLoop) -> tuple[HeadHoldingTransport, _Recorder, SimpleNamespace]:
-    cycle = SimpleNamespace(response_started=False, expected_content_length=0)
-    protocol = SimpleNamespace(cycle=cycle, loop=loop)
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_reading(self) -> bool:
+        return True
+
+
+def _answer(status: int, body: bytes, *, before_body: Callable[[], Awaitable[None]] | None = None) -> App:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        length = str(len(body)).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", length)]})
+        if before_body is not None:
+            await before_body()
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def _serve(app: App) -> tuple[LimitedHttpToolsProtocol, _Recorder]:
+    config = Config(app=app, lifespan="off", log_config=None, access_log=False, server_header=False, date_header=False)
+    protocol = LimitedHttpToolsProtocol(config, ServerState(), {}, asyncio.get_running_loop())
     real = _Recorder()
-    return HeadHoldingTransport(real, protocol), real, cycle  # type: ignore[arg-type]
+    protocol.connection_made(real)
+    protocol.data_received(_REQUEST)
+    return protocol, real
 
 
-def _start(cycle: SimpleNamespace, length: int) -> None:
-    cycle.response_started, cycle.expected_content_length = True, length
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll across turns of the loop (the protocol's own tasks and callbacks run in between)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not met within 1000 turns of the loop")
+
+
+def test_the_protocol_writes_through_the_head_holding_transport() -> None:
+    async def scenario() -> Any:
+        protocol, _ = await _serve(_answer(200, b"body"))
+        transport = protocol.transport
+        protocol.connection_lost(None)
+        return transport
+
+    assert isinstance(asyncio.run(scenario()), HeadHoldingTransport)
 
 
 def test_a_response_head_goes_out_with_its_body_in_one_write() -> None:
     async def scenario() -> list[bytes]:
-        transport, real, cycle = _wrapped(asyncio.get_running_loop())
-        _start(cycle, 4)
-        transport.write(b"HEAD\r\n\r\n")
-        cycle.expected_content_length = 0
-        transport.write(b"body")
-        await asyncio.sleep(0)
+        protocol, real = await _serve(_answer(200, b"body"))
+        await _until(lambda: bool(real.writes))
+        protocol.connection_lost(None)
         return real.writes
 
-    assert asyncio.run(scenario()) == [b"HEAD\r\n\r\nbody"]
+    writes = asyncio.run(scenario())
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"\r\n\r\nbody")
 
 
 def test_a_head_without_a_body_is_written_at_once() -> None:
-    async def scenario() -> list[bytes]:
-        transport, real, cycle = _wrapped(asyncio.get_running_loop())
-        _start(cycle, 0)
-        transport.write(b"202 HEAD\r\n\r\n")
-        return list(real.writes)
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        recorders: list[_Recorder] = []
+        before_the_body: list[bytes] = []
 
-    assert asyncio.run(scenario()) == [b"202 HEAD\r\n\r\n"]
+        async def look() -> None:  # runs right after the head's send, in the same turn of the loop
+            before_the_body.extend(recorders[0].writes)
+
+        protocol, real = await _serve(_answer(202, b"", before_body=look))
+        recorders.append(real)
+        await _until(lambda: bool(real.writes) and bool(before_the_body))
+        protocol.connection_lost(None)
+        return before_the_body, real.writes
+
+    before_the_body, writes = asyncio.run(scenario())
+    assert before_the_body == writes[:1]
+    assert writes[0].startswith(b"HTTP/1.1 202 Accepted\r\n")
+    assert writes[0].endswith(b"\r\n\r\n")
+    assert not any(writes[1:])  # uvicorn writes the empty body as b"", which sends nothing
 
 
 def test_a_head_whose_body_is_late_is_sent_at_the_end_of_the_loop_turn() -> None:
     async def scenario() -> tuple[list[bytes], list[bytes]]:
-        transport, real, cycle = _wrapped(asyncio.get_running_loop())
-        _start(cycle, 4)
-        transport.write(b"HEAD\r\n\r\n")
-        before = list(real.writes)
-        await asyncio.sleep(0)
-        return before, real.writes
+        body_may_go = asyncio.Event()
+
+        async def before_body() -> None:
+            await body_may_go.wait()
+
+        protocol, real = await _serve(_answer(200, b"late", before_body=before_body))
+        await _until(lambda: bool(real.writes))
+        seen = list(real.writes)
+        body_may_go.set()
+        await _until(lambda: len(real.writes) == 2)
+        protocol.connection_lost(None)
+        return seen, real.writes
 
     before, after = asyncio.run(scenario())
-    assert before == []
-    assert after == [b"HEAD\r\n\r\n"]
+    assert len(before) == 1
+    assert before[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert before[0].endswith(b"\r\n\r\n")
+    assert after[1] == b"late"
 
 
 def test_closing_sends_a_held_head_first() -> None:
     async def scenario() -> tuple[list[bytes], bool]:
-        transport, real, cycle = _wrapped(asyncio.get_running_loop())
-        _start(cycle, 4)
-        transport.write(b"HEAD\r\n\r\n")
-        transport.close()
+        closed = asyncio.Event()
+        protocol: list[LimitedHttpToolsProtocol] = []
+
+        async def close_instead_of_the_body() -> None:
+            protocol[0].transport.close()
+            closed.set()
+            await asyncio.Event().wait()  # the body never comes
+
+        served, real = await _serve(_answer(200, b"never", before_body=close_instead_of_the_body))
+        protocol.append(served)
+        await _until(closed.is_set)
+        served.connection_lost(None)
         return list(real.writes), real.closed
 
-    assert asyncio.run(scenario()) == ([b"HEAD\r\n\r\n"], True)
+    writes, closed = asyncio.run(scenario())
+    assert closed
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")

@@ -18,9 +18,9 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
-from ingress.producer import build_task_message
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
 from shared.jobs.dead_letters import DeadLetterStore
+from shared.jobs.kombu_redis import build_task_message
 from shared.jobs.signing import JobSigner
 from shared.redis_keys import user_token_key
 from tests.helpers import (
@@ -35,8 +35,8 @@ from tests.helpers import (
     wait_until,
     webhook_payload,
 )
-from tests.test_metrics import samples
-from tests.test_no_secret_leaks import _expand, _redis_values
+from tests.leak_support import expand, redis_values
+from tests.metrics_support import samples
 
 pytestmark = pytest.mark.e2e
 
@@ -220,7 +220,7 @@ def test_retried_task_shows_no_answer_body_or_token_in_events_flower_logs_or_red
     dump = events.output()
     assert "HandlerFailed" in dump and "[redacted]" in dump, "the retry event carries the scrubbed error"
     assert "interaction_id" in listed, "flower shows the short description"
-    redis_text = [text for key, value in _redis_values(redis_server.url) for text in _expand(value)]
+    redis_text = [text for key, value in redis_values(redis_server.url) for text in expand(value)]
     for secret in (api_key, body_marker):
         assert secret not in dump
         assert secret not in listed

@@ -23,7 +23,7 @@ def sweep_interval(visibility_timeout: int) -> float:
 
 def _sweep_forever(runtime: WorkerRuntime) -> None:
     settings = runtime.settings
-    client = sync_client(settings.redis_url, "worker")
+    client = sync_client(settings.queue_redis_url, "worker")
     interval = sweep_interval(settings.visibility_timeout)
     while not runtime.ledger_stop.wait(interval):
         try:

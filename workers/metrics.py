@@ -71,8 +71,8 @@ class QueueCollector(Collector):
         self._store = sync_client(settings.redis_url, "probe")
         self._broker: redis.Redis | None = None
         if settings.broker_is_redis:
-            same = settings.celery_broker_url == settings.redis_url
-            self._broker = self._store if same else sync_client(settings.celery_broker_url, "probe")
+            same = settings.queue_redis_url == settings.redis_url
+            self._broker = self._store if same else sync_client(settings.queue_redis_url, "probe")
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         try:

@@ -22,15 +22,14 @@ from pydantic import ValidationError
 
 from shared import tracing
 from shared.actions.state import apply_context
+from shared.app.registry import HandlerSpec, Registry
 from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
-from shared.core.registry import HandlerSpec, Registry
 from shared.errors import HandlerFailed, PermanentError
 from shared.jobs.contract import ENQUEUED_AT_HEADER, ActionJob, WebhookJob
 from shared.jobs.dead_letters import Attempt, Reason, printable
 from shared.jobs.publish import message_headers
 from shared.jobs.redaction import Redactor
 from shared.jobs.signing import unsigned
-from shared.logs import log_info
 from shared.settings import get_settings
 from workers import metrics
 from workers.runtime import WorkerRuntime
@@ -161,7 +160,7 @@ class JobRunner(Generic[J]):
             tracing.annotate(**attributes)
             # The handler runs on the process loop's thread, which does not share this thread's context.
             work = tracing.in_context(tracing.context_now(), f"handle {job.handler_key}", work, attributes)
-        log_info(logger, f"started {job.ids} task={task_id} attempt={attempt}")
+        logger.info("started %s task=%s attempt=%d", job.ids, task_id, attempt)
         started = time.perf_counter()
         failure: Exception | None = None
         try:
@@ -178,8 +177,8 @@ class JobRunner(Generic[J]):
             return
         with_redis("the completion marker", lambda: store.mark_done(job.idempotency_key))
         _record(job.handler_key, "done")
-        log_info(
-            logger, f"done {job.ids} task={task_id} attempt={attempt} {(time.perf_counter() - started) * 1000:.1f}ms"
+        logger.info(
+            "done %s task=%s attempt=%d %.1fms", job.ids, task_id, attempt, (time.perf_counter() - started) * 1000
         )
 
     def _failed(self, task: Task, spec: HandlerSpec, job: J, exc: Exception, attempt: int, started: float) -> None:

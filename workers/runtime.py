@@ -17,8 +17,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from shared.core.loading import load_app
-from shared.core.registry import Registry, disable_secret_check
+from shared.app.loading import load_app
+from shared.app.registry import Registry, disable_secret_check
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.jobs.signing import JobSigner
 from shared.settings import Settings, get_settings

@@ -13,8 +13,8 @@ import threading
 from typing import Any
 
 from celery.signals import worker_shutting_down
-from celery.worker import state
 
+from workers import celery_compat
 from workers.runtime import current
 
 logger = logging.getLogger("frameio_kit.worker")
@@ -28,7 +28,7 @@ def _start_grace_period(sig: str = "", how: str = "", **_: Any) -> None:
     if how != "Warm" or runtime.grace_timer is not None:
         return
     grace = runtime.settings.shutdown_grace
-    running = len(state.active_requests)
+    running = celery_compat.running_count()
     logger.info("shutting down on %s: %d handlers running, waiting up to %.0fs for them", sig, running, grace)
     timer = runtime.grace_timer = threading.Timer(grace, _requeue_and_exit)
     timer.daemon = True
@@ -38,7 +38,7 @@ def _start_grace_period(sig: str = "", how: str = "", **_: Any) -> None:
 def _requeue_and_exit() -> None:
     """The grace period is over: hand every unfinished message back to the broker, then exit at once
     (the handler threads cannot be interrupted; a later redelivery runs them again)."""
-    pending = {*state.active_requests, *state.reserved_requests, *state.scheduled_requests}
+    pending = celery_compat.held_requests()
     requeued = 0
     for request in pending:
         if request.acknowledged:

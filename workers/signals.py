@@ -1,5 +1,5 @@
-"""Worker lifecycle: load the integration and the job-signing keys at start so a bad FRAMEIO_APP or a
-missing key fails fast, and set up tracing; stop the loop and flush spans at the end."""
+"""Worker lifecycle: load the integration and the job-signing keys at start so a bad FRAMEIO_APP, a
+missing key or an unsupported Celery fails fast, and set up tracing; stop the loop and flush spans at the end."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any
 
 from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_shutdown
 
-from shared import tracing
-from shared.errors import EncryptionKeyMismatch
+from shared import redis_direct, tracing
+from shared.errors import ConfigurationError
+from shared.jobs import kombu_redis
 from shared.logs import configure_logging
 from shared.oauth.token_manager import check_keys_at_start_up
 from shared.settings import get_settings
+from workers import celery_compat
 from workers.runtime import current
 
 
@@ -34,8 +36,11 @@ def _load_integration(**_: Any) -> None:
     runtime = current()
     runtime.signer  # noqa: B018 - built now, so a missing key stops the worker at start
     try:
+        celery_compat.check()  # an unsupported Celery would lose requeue-at-shutdown silently
+        kombu_redis.check()
+        redis_direct.check()
         check_keys_at_start_up(runtime.app.oauth, get_settings())
-    except EncryptionKeyMismatch as exc:
+    except ConfigurationError as exc:
         # Celery logs and ignores exceptions from signal handlers; SystemExit is what stops `celery -A workers worker`.
         raise SystemExit(f"frameio-kit: configuration error: {exc}") from None
 

@@ -16,8 +16,8 @@ import httpx
 from frameio_kit.testing.payloads import action_payload, encode_body
 from frameio_kit.testing.signing import sign_request
 from ingress.app import create_app
+from shared.app.registry import Registry
 from shared.core.events import WebhookEvent
-from shared.core.registry import Registry
 from shared.core.ui import AnyResponse
 from shared.jobs.contract import idempotency_key
 from shared.settings import Settings, get_settings

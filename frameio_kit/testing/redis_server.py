@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from frameio_kit.parent_death import dies_with_parent
 from frameio_kit.testing.processes import free_port
 from shared.errors import RedisServerUnavailable
 
@@ -20,13 +22,23 @@ class RedisServer:
     `with RedisServer() as server: server.url` starts it and stops it. It can be stopped and
     started again on the same port (to test outages); `persistent=True` turns on an fsync'd
     append-only file so a restart keeps the data. Without `workdir`, a temporary directory is
-    used and removed on `stop()`. `own_session=True` keeps a terminal's Ctrl+C from reaching it.
+    used and removed on `stop()`. `own_session=True` keeps a terminal's Ctrl+C from reaching it;
+    `die_with_parent=True` stops it when the thread that started it dies, even by SIGKILL (Linux only,
+    frameio_kit/parent_death.py), so start it from the main thread.
     """
 
-    def __init__(self, workdir: Path | None = None, *, persistent: bool = False, own_session: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        persistent: bool = False,
+        own_session: bool = False,
+        die_with_parent: bool = False,
+    ) -> None:
         self.port = free_port()
         self.persistent = persistent
         self.own_session = own_session
+        self.die_with_parent = die_with_parent
         self._own_dir = workdir is None
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="frameio-kit-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -57,6 +69,8 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=self.own_session,
+            # SIGTERM: redis-server has no children of its own (no snapshots), and shuts down at once on it.
+            preexec_fn=dies_with_parent(signal.SIGTERM) if self.die_with_parent else None,
         )
         deadline = time.monotonic() + timeout
         while not self.pings():

@@ -4,10 +4,7 @@ token lists that account and workspace; every POST checks the session's CSRF tok
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -20,13 +17,14 @@ from starlette.routing import Route
 
 from ingress.install import pages
 from ingress.install.session import InstallSession, SessionStore, session_key
-from shared.core.registry import Registry
+from ingress.public_url import public_url
+from shared.app.registry import Registry
 from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, InstallFailed, LockUnavailable
 from shared.install.api import FrameioAdminApi
 from shared.install.models import compute_diff
 from shared.install.operations import Installer
 from shared.install.options import InstallOptions
-from shared.oauth.config import with_mount_prefix
+from shared.oauth.pkce import challenge_for, new_verifier
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
 
@@ -68,15 +66,6 @@ def install_routes() -> list[Route]:
     ]
 
 
-def public_base(request: Request, options: InstallOptions, oauth_base: str) -> str:
-    """`App(base_url=...)`, else `OAuthConfig.base_url`, with the mount prefix added when the app
-    is mounted under one (Starlette's `root_path`) and the configured URL does not end with it."""
-    return with_mount_prefix(options.base_url or oauth_base, str(request.scope.get("root_path", "")))
-
-
-_stores: dict[int, SessionStore] = {}
-
-
 def _context(request: Request) -> _Ctx:
     state = request.app.state.kit
     app: Registry = state.app
@@ -84,16 +73,12 @@ def _context(request: Request) -> _Ctx:
     if options is None or app.oauth is None:
         raise _PageError("Not found", "Install is not enabled for this integration.", 404)
     manager = app.token_manager
-    key = id(manager)
-    sessions = _stores.get(key)
-    if sessions is None:
-        sessions = _stores[key] = SessionStore(
-            app.install_store.redis,
-            manager.cipher,
-            session_key(state.settings),
-            options.session_ttl,
+    if state.install_sessions is None:
+        state.install_sessions = SessionStore(
+            app.install_store.redis, manager.cipher, session_key(state.settings), options.session_ttl
         )
-    return _Ctx(app, options, state.settings, manager, sessions, public_base(request, options, app.oauth.base_url))
+    base = public_url(options.base_url or app.oauth.base_url, request)
+    return _Ctx(app, options, state.settings, manager, state.install_sessions, base)
 
 
 def _page(handler: Callable[[Request, _Ctx], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -172,8 +157,8 @@ async def _index(request: Request, ctx: _Ctx) -> Response:
 
 
 async def _login(request: Request, ctx: _Ctx) -> Response:
-    verifier = secrets.token_urlsafe(64)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+    verifier = new_verifier()
+    challenge = challenge_for(verifier)
     response = RedirectResponse("", status_code=302, headers={"Cache-Control": "no-store"})
     state = await ctx.sessions.begin_sign_in(response, request, verifier, _cookie_path(ctx))
     assert ctx.app.oauth is not None  # noqa: S101 - _context checked it

@@ -7,9 +7,7 @@ token store's keys. Each session has a CSRF token every POST form must echo.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from starlette.responses import Response
 
 from shared import redis_keys
 from shared.errors import TokenUnreadable
+from shared.hmac_sign import hmac_b64url, same
 from shared.oauth.token_store import TokenCipher
 from shared.settings import Settings
 
@@ -47,15 +46,14 @@ def session_key(settings: Settings) -> bytes:
 
 
 def sign(key: bytes, value: str) -> str:
-    mac = base64.urlsafe_b64encode(hmac.new(key, value.encode("ascii"), hashlib.sha256).digest()).rstrip(b"=")
-    return f"{value}.{mac.decode('ascii')}"
+    return f"{value}.{hmac_b64url(key, value.encode('ascii'))}"
 
 
 def unsign(key: bytes, signed: str | None) -> str | None:
     if not signed or len(signed) > 512 or not signed.isascii():
         return None
     value, _, _mac = signed.rpartition(".")
-    return value if value and hmac.compare_digest(sign(key, value), signed) else None
+    return value if value and same(sign(key, value), signed) else None
 
 
 def digest(value: str) -> str:
@@ -72,7 +70,7 @@ class InstallSession:
     csrf: str
 
     def csrf_ok(self, sent: str | None) -> bool:
-        return bool(sent) and hmac.compare_digest(self.csrf.encode(), str(sent).encode())
+        return bool(sent) and same(self.csrf.encode(), str(sent).encode())
 
 
 class SessionStore:

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar, Token
-
+from shared.context import current_hand_off
 from shared.core.events import ActionEvent
-
-HandOff = Callable[[str], Awaitable[None]]
-"""What the ingress binds around an action handler: queue the job of that name for this step."""
-
-_current: ContextVar[HandOff | None] = ContextVar("frameio_kit_hand_off", default=None)
 
 
 async def hand_off(event: ActionEvent, job: str | None = None) -> None:
@@ -27,16 +20,7 @@ async def hand_off(event: ActionEvent, job: str | None = None) -> None:
         ValueError: no `@app.on_action_job(job)` is registered.
         BrokerUnavailable: the queue did not take the job in time.
     """
-    bound = _current.get()
+    bound = current_hand_off()
     if bound is None:
         raise RuntimeError("hand_off() works only inside an action handler running in the ingress")
     await bound(job or event.type)
-
-
-def bind_hand_off(func: HandOff) -> Token[HandOff | None]:
-    """Bind the ingress's queueing function for the handler about to run (tasks copy it)."""
-    return _current.set(func)
-
-
-def reset_hand_off(token: Token[HandOff | None]) -> None:
-    _current.reset(token)

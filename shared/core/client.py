@@ -39,10 +39,10 @@ class Client(AsyncFrameio):
             base_url = get_settings().api_url  # FRAMEIO_KIT_API_URL; None keeps the SDK's https://api.frame.io
         self._owns_http = httpx_client is None
         self._http = httpx_client or httpx.AsyncClient(
-            timeout=timeout if timeout is not None else 60.0, follow_redirects=bool(follow_redirects)
+            timeout=timeout if timeout is not None else 60.0,
+            follow_redirects=bool(follow_redirects),
+            event_hooks=tracing.client_event_hooks() if tracing.ACTIVE else None,
         )
-        if tracing.ACTIVE and httpx_client is None:
-            tracing.traced_client(self._http)
         sync_token: str | Callable[[], str] = token if token is not None else "unused"
         super().__init__(
             base_url=base_url,

@@ -5,9 +5,10 @@ Verification works on the raw bytes, before any parsing, and never raises on hos
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Mapping
+
+from shared.hmac_sign import hmac_hex, same
 
 TIMESTAMP_HEADER = "X-Frameio-Request-Timestamp"
 SIGNATURE_HEADER = "X-Frameio-Signature"
@@ -19,7 +20,7 @@ _SIGNATURE_LENGTH = len("v0=") + 64
 def compute_signature(body: bytes, timestamp: str | int, secret: str) -> str:
     """The `X-Frameio-Signature` value Frame.io would send for this body and timestamp."""
     message = b"v0:" + str(timestamp).encode("ascii") + b":" + body
-    return "v0=" + hmac.digest(secret.encode("utf-8"), message, "sha256").hex()
+    return "v0=" + hmac_hex(secret.encode("utf-8"), message)
 
 
 def sign_headers(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
@@ -48,7 +49,7 @@ def signature_matches(body: bytes, timestamp: str, signature: str, secret: str) 
     except UnicodeEncodeError:
         return False
     expected = compute_signature(body, timestamp, secret).encode("ascii")
-    return hmac.compare_digest(expected, provided)
+    return same(expected, provided)
 
 
 async def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> bool:

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
-from redis.exceptions import LockError
 
 from shared import redis_keys
-from shared.errors import LockUnavailable, TokenUnreadable
+from shared.errors import TokenUnreadable
 from shared.install.models import Installation
 from shared.oauth.token_store import TokenCipher
+from shared.redis_lock import redis_lock
 
 logger = logging.getLogger("frameio_kit.install")
 
@@ -134,24 +133,15 @@ class InstallationStore:
     async def clear_intent(self, account_id: str, workspace_id: str) -> None:
         await self.redis.delete(redis_keys.installation_intent_key(account_id, workspace_id))
 
-    @asynccontextmanager
-    async def lock(self, account_id: str, workspace_id: str, wait: float = 5.0) -> AsyncIterator[None]:
+    def lock(self, account_id: str, workspace_id: str, wait: float = 5.0) -> AbstractAsyncContextManager[None]:
         """One operation at a time per workspace, across processes."""
-        lock = self.redis.lock(
+        return redis_lock(
+            self.redis,
             redis_keys.installation_lock_key(account_id, workspace_id),
             timeout=LOCK_TIMEOUT,
-            blocking_timeout=wait,
-            sleep=0.05,
+            wait=wait,
+            busy="another install operation is running in this workspace",
         )
-        if not await lock.acquire():
-            raise LockUnavailable("another install operation is running in this workspace")
-        try:
-            yield
-        finally:
-            try:
-                await lock.release()
-            except LockError:
-                logger.warning("install lock of account %s workspace %s expired early", account_id, workspace_id)
 
     async def close(self) -> None:
         await self.redis.aclose()

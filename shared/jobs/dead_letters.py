@@ -2,7 +2,9 @@
 error and attempt history, and the ids of refused jobs (unsigned or malformed: never their content).
 
 Bounded (FRAMEIO_KIT_DEAD_LETTER_MAX entries, oldest dropped first) and kept for
-FRAMEIO_KIT_DEAD_LETTER_RETENTION seconds. Also owns the per-job attempt history and completion marker.
+FRAMEIO_KIT_DEAD_LETTER_RETENTION seconds. Also owns the per-job attempt history and completion marker,
+which are queue traffic: they live in the broker's Redis, beside the queue and the in-flight ledger they
+are updated with (`Settings.queue_redis_url`); the dead letters live in REDIS_URL.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ import time
 import traceback
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import redis
 from pydantic import BaseModel, model_validator
 from redis.commands.core import Script
-from redis.connection import Connection
-from redis.exceptions import NoScriptError
 
 from shared.jobs.contract import HANDLE_WEBHOOK, JOB_MODELS, ActionJob, AnyJob, WebhookJob
 from shared.redis_client import sync_client
+from shared.redis_direct import SyncScriptCaller
 from shared.redis_keys import (
     attempts_key,
     dead_letter_index_key,
@@ -133,53 +134,53 @@ def dead_letter_id(idempotency_key: str) -> str:
 
 
 class DeadLetterStore:
-    """Dead letters, attempt histories and completion markers in Redis (synchronous client)."""
+    """Dead letters (in `client`), attempt histories and completion markers (in `queue_client`, the
+    broker's Redis; `client` when not given) through synchronous clients."""
 
     def __init__(
-        self, client: redis.Redis, *, max_entries: int, retention: int, completion_ttl: int, stale_after: float = 0
+        self,
+        client: redis.Redis,
+        *,
+        max_entries: int,
+        retention: int,
+        completion_ttl: int,
+        stale_after: float = 0,
+        queue_client: redis.Redis | None = None,
     ) -> None:
         self._redis = client
+        self._queue = queue_client if queue_client is not None else client
         self._max = max_entries
         self._retention = retention
         self._completion_ttl = completion_ttl
         self._stale_after = stale_after
-        self._begin = client.register_script(_BEGIN_LUA)
-        self._complete = client.register_script(_COMPLETE_LUA)
+        self._begin = self._queue.register_script(_BEGIN_LUA)
+        self._complete = self._queue.register_script(_COMPLETE_LUA)
         self._due_key = ledger_due_key()
         self._ledger_key = ledger_key()
         self._local = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> DeadLetterStore:
+        store = client or sync_client(settings.redis_url, "worker")
+        same = settings.queue_redis_url == settings.redis_url
         return cls(
-            client or sync_client(settings.redis_url, "worker"),
+            store,
             max_entries=settings.dead_letter_max,
             retention=settings.dead_letter_retention,
             completion_ttl=settings.completion_ttl,
             stale_after=settings.ledger_stale_after,
+            queue_client=store if same else sync_client(settings.queue_redis_url, "worker"),
         )
 
     # -- completion and attempts ------------------------------------------------------------
 
     def _call(self, script: Script, keys: tuple[str, ...], args: tuple[str | int | float, ...]) -> Any:
-        """One EVALSHA on a connection the calling thread keeps, packed and read directly.
-
-        These two calls per task are the worker's only Redis work of its own. The pool's
-        per-command checkout (a lock and a poll()) and redis-py's command layer (retry wrapper,
-        argument filtering, response callbacks) cost more CPU than the round trip itself.
-        """
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = cast(Connection, self._redis.connection_pool.make_connection())
-        try:
-            packed = conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-            conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
-            return conn.read_response()
-        except NoScriptError:
-            return script(keys=keys, args=args)  # Redis lost its scripts (restart, flush): load, run
-        except BaseException:
-            conn.disconnect()  # type: ignore[no-untyped-call]  # a half-read reply must not answer the next call
-            raise
+        """One EVALSHA on a connection the calling thread keeps (shared/redis_direct.py): these two
+        calls per task are the worker's only Redis work of its own."""
+        caller: SyncScriptCaller | None = getattr(self._local, "caller", None)
+        if caller is None:
+            caller = self._local.caller = SyncScriptCaller(self._queue)
+        return caller.call(script, keys, args)
 
     def is_done(self, idempotency_key: str) -> bool:
         """Completed already? Also pushes back the ledger deadline of an event about to run, in
@@ -194,20 +195,20 @@ class DeadLetterStore:
 
     def release(self, idempotency_key: str) -> None:
         """Given up without a dead letter: take the event out of the in-flight ledger."""
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._queue.pipeline(transaction=True)
         pipe.hdel(ledger_key(), idempotency_key)
         pipe.zrem(ledger_due_key(), idempotency_key)
         pipe.execute()
 
     def record_attempt(self, idempotency_key: str, attempt: Attempt) -> None:
         key = attempts_key(idempotency_key)
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._queue.pipeline(transaction=True)
         pipe.rpush(key, attempt.model_dump_json())
         pipe.expire(key, self._retention)
         pipe.execute()
 
     def attempts(self, idempotency_key: str) -> list[Attempt]:
-        raw = self._redis.lrange(attempts_key(idempotency_key), 0, -1)
+        raw = self._queue.lrange(attempts_key(idempotency_key), 0, -1)
         return [Attempt.model_validate_json(x) for x in raw]
 
     # -- dead letters -----------------------------------------------------------------------
@@ -227,12 +228,24 @@ class DeadLetterStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(dead_letter_key(letter.id), letter.model_dump_json(), ex=self._retention)
         pipe.zadd(dead_letter_index_key(), {letter.id: letter.dead_lettered_at})
-        pipe.delete(attempts_key(job.idempotency_key))
-        pipe.hdel(ledger_key(), job.idempotency_key)
-        pipe.zrem(ledger_due_key(), job.idempotency_key)
-        pipe.execute()
+        # Stored before the queue side lets go of it: a crash in between leaves the event in the ledger,
+        # which runs it again (and dead-letters it again under the same id), never loses it.
+        if self._queue is self._redis:
+            self._forget(pipe, job.idempotency_key)
+            pipe.execute()
+        else:
+            pipe.execute()
+            queue_pipe = self._queue.pipeline(transaction=True)
+            self._forget(queue_pipe, job.idempotency_key)
+            queue_pipe.execute()
         self._trim()
         return letter
+
+    @staticmethod
+    def _forget(pipe: Any, idempotency_key: str) -> None:
+        pipe.delete(attempts_key(idempotency_key))
+        pipe.hdel(ledger_key(), idempotency_key)
+        pipe.zrem(ledger_due_key(), idempotency_key)
 
     def refused(self, task: str, task_id: str, reason: Reason, error: str) -> DeadLetter:
         """Record a job that was not run (unsigned, malformed): its task name and task id only."""
@@ -299,7 +312,7 @@ class DeadLetterStore:
         """
         if letter.job is None or not letter.replayable:
             raise ValueError(f"dead letter {letter.id} was refused ({letter.reason}) and cannot be replayed")
-        self._redis.delete(attempts_key(letter.job.idempotency_key))
+        self._queue.delete(attempts_key(letter.job.idempotency_key))
         task_id = send(letter.job)
         self._remove({letter.id})
         return task_id

@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery
 
 from shared import tracing
+from shared.jobs.celery_config import celery_app
 from shared.jobs.contract import ENQUEUED_AT_HEADER, AnyJob
 from shared.jobs.signing import JobSigner
 from shared.settings import Settings
@@ -21,17 +22,7 @@ _PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "
 
 def producer_app(settings: Settings) -> Celery:
     """A Celery app that only publishes (no task modules): the web process never loads worker code."""
-    app = Celery("frameio_kit_producer", broker=settings.celery_broker_url, set_as_current=False)
-    app.conf.update(
-        task_default_queue=settings.queue,
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        broker_connection_timeout=2,
-        # RabbitMQ: wait for the broker's confirm, so "sent" means the broker has it.
-        broker_transport_options={"confirm_publish": True} if not settings.broker_is_redis else {},
-    )
-    return app
+    return celery_app("frameio_kit_producer", settings, set_as_current=False, broker_connection_timeout=2)
 
 
 def message_headers(trace: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Queue gauges read from Redis at scrape time: age of the oldest waiting message, depth, messages in
 flight and dead letters. A constant number of Redis calls per scrape (one pipeline per server).
 
-Reads kombu's Redis layout: the queue is a list the ingress LPUSHes and workers BRPOP, so the
-oldest waiting message is at the tail; delivered, unacknowledged messages sit in kombu's `unacked`
-hash until their task finishes (`task_acks_late`).
+Reads kombu's Redis layout (shared/jobs/kombu_redis.py): the queue is a list the ingress LPUSHes
+and workers BRPOP, so the oldest waiting message is at the tail; delivered, unacknowledged messages
+sit in kombu's `unacked` hash until their task finishes (`task_acks_late`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ import redis.asyncio
 from prometheus_client.core import GaugeMetricFamily
 
 from shared.jobs.contract import ENQUEUED_AT_HEADER
+from shared.jobs.kombu_redis import UNACKED_KEY
 from shared.redis_keys import dead_letter_index_key
-
-UNACKED_KEY = "unacked"
-"""kombu's Redis transport default `unacked_key`: one hash per broker database, all queues."""
 
 
 @dataclass(frozen=True)

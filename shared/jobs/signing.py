@@ -9,13 +9,13 @@ of the ingress, the workers and the CLI, never in Redis.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from typing import Any, Literal
 
 import orjson
 
+from shared.hmac_sign import hmac_hex, same
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,7 @@ class JobSigner:
         return cls(signing_keys(settings))
 
     def _mac(self, key: bytes, task_name: str, canonical: bytes) -> str:
-        # hmac.digest is OpenSSL's one-shot: no HMAC object per job.
-        return hmac.digest(key, task_name.encode("utf-8") + b"\n" + canonical, "sha256").hex()
+        return hmac_hex(key, task_name.encode("utf-8") + b"\n" + canonical)
 
     def signed_json(self, task_name: str, kwargs: dict[str, Any]) -> bytes:
         """The kwargs as JSON with the signature added: one serialisation, reused as the message's kwargs."""
@@ -97,7 +96,7 @@ class JobSigner:
             return "invalid"
         given = signature.encode("utf-8", "replace")
         for key in self._keys:
-            if hmac.compare_digest(self._mac(key, task_name, canonical).encode("ascii"), given):
+            if same(self._mac(key, task_name, canonical).encode("ascii"), given):
                 return "valid"
         return "invalid"
 

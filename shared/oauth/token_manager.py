@@ -20,6 +20,7 @@ import httpx
 from redis.exceptions import RedisError
 
 from shared import redis_keys
+from shared.context import current_event_account, current_user_token, reset_user_token, set_user_token
 from shared.core.events import AnyEvent
 from shared.core.middleware import NextFunc
 from shared.core.ui import AnyResponse
@@ -32,14 +33,7 @@ from shared.errors import (
     TokenRefreshError,
     TokenUnreadable,
 )
-from shared.oauth.config import (
-    DEFAULT_IMS_URL,
-    OAuthConfig,
-    current_event_account,
-    current_user_token,
-    reset_user_token,
-    set_user_token,
-)
+from shared.oauth.config import DEFAULT_IMS_URL, OAuthConfig
 from shared.oauth.token_store import (
     KeyValueBackend,
     MemoryBackend,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -23,11 +22,12 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
-from redis.exceptions import LockError
 
 from shared import redis_keys
 from shared.errors import EncryptionKeyMismatch, LockUnavailable, TokenUnreadable
+from shared.hmac_sign import hmac_sha256
 from shared.oauth.config import OAuthConfig
+from shared.redis_lock import redis_lock
 from shared.settings import Settings
 
 logger = logging.getLogger("frameio_kit.oauth")
@@ -110,10 +110,7 @@ class TokenCipher:
         self._first = fernets[0]
         self.fingerprints = [key_fingerprint(k) for k in keys]
         # Login links are signed with keys derived from the same secrets, so one setting rotates both.
-        self.signing_keys = [
-            hmac.new(base64.urlsafe_b64decode(k.strip()), b"frameio-kit login link", hashlib.sha256).digest()
-            for k in keys
-        ]
+        self.signing_keys = [hmac_sha256(base64.urlsafe_b64decode(k.strip()), b"frameio-kit login link") for k in keys]
 
     def encrypt(self, data: bytes) -> bytes:
         return self._fernet.encrypt(data)
@@ -212,18 +209,8 @@ class RedisBackend:
             value, _ = await pipe.execute()
         return int(value)
 
-    @asynccontextmanager
-    async def lock(self, key: str, timeout: float, wait: float) -> AsyncIterator[None]:
-        lock = self.redis.lock(key, timeout=timeout, blocking_timeout=wait, sleep=0.05)
-        if not await lock.acquire():
-            raise LockUnavailable(f"lock {key} busy")
-        try:
-            yield
-        finally:
-            try:
-                await lock.release()
-            except LockError:
-                logger.warning("refresh lock %s expired before release", key)
+    def lock(self, key: str, timeout: float, wait: float) -> AbstractAsyncContextManager[None]:
+        return redis_lock(self.redis, key, timeout=timeout, wait=wait, busy=f"lock {key} busy")
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from shared.core.registry import Registry
+from shared.app.collisions import collision_message, find_collisions
+from shared.app.registry import Registry
 from shared.errors import AppLoadError
 
 
@@ -20,6 +22,7 @@ def load_app(reference: str | None) -> Registry:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name = _module_name(module_part)
+    refuse_collisions()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -50,3 +53,15 @@ def _module_name(module_part: str) -> str:
     except ValueError:
         sys.path.insert(0, str(resolved.parent))
         return resolved.name
+
+
+def refuse_collisions(search_path: Sequence[str] | None = None) -> None:
+    """Refuse to import the integration while one of its packages is named like ours (`shared`, ...).
+
+    Checked against the `sys.path` the integration is imported with (or `search_path`, a child's), so
+    after the working directory was added: otherwise the import fails later with a bare
+    "No module named 'shared.util'".
+    """
+    collisions = find_collisions(search_path)
+    if collisions:
+        raise AppLoadError(collision_message(collisions))

@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
+from shared.context import bind_event_account, bind_install_config, reset_event_account, reset_install_config
 from shared.core.events import ActionEvent, AnyEvent, ResourceType, WebhookEvent
 from shared.core.middleware import Middleware, NextFunc, build_chain
 from shared.core.ui import AnyResponse, Message
 from shared.errors import ConfigurationError, SecretResolutionError
-from shared.install.context import bind_install_config, reset_install_config
 from shared.install.models import ActionManifestEntry, HandlerManifest, InstallField, validate_install_fields
 from shared.install.options import InstallOptions
-from shared.oauth.config import OAuthConfig, bind_event_account, reset_event_account
+from shared.oauth.config import OAuthConfig
 from shared.settings import SigningSecrets, get_settings
 
 if TYPE_CHECKING:

@@ -1,4 +1,6 @@
-"""The one interface the ingress queues jobs through, and which implementation a broker gets."""
+"""The one interface the ingress queues jobs through, and which implementation a broker gets:
+`redis_broker` writes kombu's messages into a Redis broker itself; `celery_broker` publishes through
+Celery's own producer for any other broker (RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from ingress.celery_producer import CeleryProducer
-from ingress.producer import RedisProducer
+from ingress.producers.celery_broker import CeleryProducer
+from ingress.producers.redis_broker import RedisProducer
 from shared.jobs.signing import JobSigner
 from shared.settings import Settings
 
@@ -23,7 +25,9 @@ class Producer(Protocol):
 
 def build_producer(settings: Settings, redis: Redis, signer: JobSigner) -> Producer:
     """Redis brokers get the group-committing fast path that writes kombu's messages itself; any
-    other broker (RabbitMQ) goes through Celery's own producer, off the event loop."""
+    other broker (RabbitMQ) goes through Celery's own producer, off the event loop. `redis` is the
+    Redis of queue traffic (`Settings.queue_redis_url`): the broker itself, or REDIS_URL beside
+    another broker, where the de-duplication keys live."""
     if settings.broker_is_redis:
         return RedisProducer(
             redis,
