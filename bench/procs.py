@@ -109,10 +109,16 @@ def start_uvicorn(name: str, target: str, workers: int, env: dict[str, str], log
     return server
 
 
+def tree_of(env: dict[str, str]) -> Path:
+    """The checkout a process runs from (its PYTHONPATH, as bench/ab.py sets it): its working directory too,
+    or the CLI would find this tree's `shared/` beside the checkout's and refuse the collision."""
+    return Path(env.get("PYTHONPATH") or ROOT)
+
+
 def start_kit_ingress(name: str, workers: int, env: dict[str, str], logdir: Path) -> Server:
     port = free_port()
     argv = cli_command("ingress", "bench.kit_app:app", "--port", str(port), "--workers", str(workers))
-    server = Server(name, Service(name, argv, env, logdir), port, workers)
+    server = Server(name, Service(name, argv, env, logdir, cwd=tree_of(env)), port, workers)
     server.wait_ready()
     return server
 

@@ -29,7 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import payloads, report  # noqa: E402
-from bench.procs import PY, Server, WrkResult, cpu_seconds, rss_mb, start_kit_ingress, start_uvicorn, wrk  # noqa: E402
+from bench.procs import (  # noqa: E402
+    PY,
+    Server,
+    WrkResult,
+    cpu_seconds,
+    rss_mb,
+    start_kit_ingress,
+    start_uvicorn,
+    tree_of,
+    wrk,
+)
 from frameio_kit.testing import RedisServer, Service, celery_command, cli_command, wait_until  # noqa: E402
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob  # noqa: E402
 from shared.jobs.kombu_redis import build_task_message  # noqa: E402
@@ -217,7 +227,7 @@ class Bench:
         env = {**self.env, "FRAMEIO_KIT_LOG_LEVEL": self.args.worker_log_level}
         if app:
             env["FRAMEIO_APP"] = app
-        workers = [Service(f"{label}-{i}", argv, env, self.workdir) for i in range(processes)]
+        workers = [Service(f"{label}-{i}", argv, env, self.workdir, cwd=tree_of(env)) for i in range(processes)]
         try:
             for w in workers:
                 w.wait_for_output(r" ready\.", timeout=90)

@@ -43,6 +43,7 @@ from shared.core.ui import (
 )
 from shared.errors import (
     ActionStateUnavailable,
+    ActionStepRefused,
     AppLoadError,
     BrokerUnavailable,
     ConfigurationError,
@@ -63,6 +64,7 @@ from shared.errors import (
     PayloadTooLarge,
     PermanentError,
     RedisServerUnavailable,
+    ReplayRefused,
     RequestRejected,
     RequestTimedOut,
     SecretResolutionError,
@@ -84,6 +86,7 @@ __all__ = [
     "ActionRecord",
     "ActionSecretResolver",
     "ActionStateUnavailable",
+    "ActionStepRefused",
     "AnyEvent",
     "AnyResponse",
     "App",
@@ -122,6 +125,7 @@ __all__ = [
     "PermanentError",
     "Project",
     "RedisServerUnavailable",
+    "ReplayRefused",
     "RequestRejected",
     "RequestTimedOut",
     "Resource",

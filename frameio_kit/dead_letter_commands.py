@@ -1,14 +1,19 @@
 """`frameio-kit dead-letters list | show ID | replay ID|--all | purge`: inspect and replay dead letters
-of every job kind. Replays are signed with FRAMEIO_KIT_JOB_SIGNING_KEYS; refused jobs are never replayed."""
+of every job kind. A replay re-sends the signed job the worker received, unchanged, once it verifies with
+FRAMEIO_KIT_JOB_SIGNING_KEYS and is within FRAMEIO_KIT_JOB_MAX_AGE; it never signs. Anything else is refused
+and reported, one line each, and the command exits 1."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
+from shared.errors import ReplayRefused
 from shared.jobs.contract import AnyJob
-from shared.jobs.dead_letters import DeadLetter, DeadLetterStore, printable
+from shared.jobs.dead_letters import DeadLetter, DeadLetterStore
+from shared.logs import printable
 from shared.settings import Settings, get_settings
 
 
@@ -22,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     show = actions.add_parser("show", help="one dead letter as JSON: job, error and attempt history")
     show.add_argument("id", help="dead-letter id (or a unique prefix)")
-    replay = actions.add_parser("replay", help="queue dead-lettered jobs again, signed, with a fresh attempt count")
+    replay = actions.add_parser(
+        "replay", help="queue dead-lettered jobs again, as signed, if they verify; with a fresh attempt count"
+    )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", help="dead-letter id (or a unique prefix)")
     target.add_argument("--all", action="store_true", help="replay every dead letter")
@@ -59,7 +66,7 @@ def _show(store: DeadLetterStore, letter_id: str) -> int:
     letter = store.get(letter_id)
     if letter is None:
         return _not_found(letter_id)
-    print(json.dumps(letter.model_dump(mode="json"), indent=2))
+    print(json.dumps(letter.shown(), indent=2))
     return 0
 
 
@@ -68,43 +75,55 @@ def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -
 
     signer = JobSigner.from_settings(settings)  # no key: exit 2 before anything is sent
     letters: list[DeadLetter]
+    skipped = 0
     if letter_id is None:
-        letters = [x for x in store.recent(store.count() or 1) if x.replayable]
+        everything = store.recent(store.count() or 1)
+        # Records of jobs the workers refused (unsigned, expired) hold no job: nothing to replay or report.
+        letters = [x for x in everything if x.replayable]
+        skipped = len(everything) - len(letters)
     else:
         found = store.get(letter_id)
         if found is None:
             return _not_found(letter_id)
-        if not found.replayable:
-            print(
-                f"frameio-kit: dead letter {found.id} was refused ({found.reason}): no ingress accepted it, "
-                "so it is not replayed",
-                file=sys.stderr,
-            )
-            return 1
         letters = [found]
     from shared import tracing
-    from shared.jobs.publish import producer_app, send_job  # Celery only for this action
+    from shared.jobs.publish import producer_app, send_signed  # Celery only for this action
 
-    def send(job: AnyJob) -> str:
+    def send(task_name: str, signed: dict[str, Any], job: AnyJob) -> str:
         if not tracing.ACTIVE:
-            return send_job(celery, job, settings.queue, signer)
+            return send_signed(celery, task_name, signed, job.describe(), settings.queue)
         # Each replay starts a trace: its worker attempts are children of this span.
         ids = {"frameio.event.type": job.event_type, "frameio.resource.id": getattr(job, "resource_id", None)}
         with tracing.span("dead-letter replay", "PRODUCER", attributes=ids):
-            return send_job(celery, job, settings.queue, signer)
+            return send_signed(celery, task_name, signed, job.describe(), settings.queue)
 
     tracing.configure_tracing(settings, "frameio-kit-cli")
     celery = producer_app(settings)
+    replayed = refused = 0
     try:
         for letter in letters:
-            task_id = store.replay(letter, send)
-            what = letter.job.ids if letter.job is not None else letter.task
-            print(printable(f"replayed {letter.id} {what} task={task_id}"))
+            try:
+                task_id = store.replay(letter, signer, send)
+            except ReplayRefused as exc:
+                refused += 1
+                print(printable(f"refused {letter.id} {_what(letter)}: not replayed, {exc}"), file=sys.stderr)
+                continue
+            replayed += 1
+            print(printable(f"replayed {letter.id} {_what(letter)} task={task_id}"))
     finally:
         celery.close()
         tracing.shutdown()
-    print(f"replayed {len(letters)} dead letter(s)")
-    return 0
+    summary = f"replayed {replayed} dead letter(s)"
+    if refused:
+        summary += f", refused {refused}"
+    if skipped:
+        summary += f" ({skipped} record(s) of jobs the workers refused are never replayed)"
+    print(summary)
+    return 1 if refused else 0
+
+
+def _what(letter: DeadLetter) -> str:
+    return letter.job.ids if letter.job is not None else f"{letter.task} task={letter.task_id}"
 
 
 def _not_found(letter_id: str) -> int:

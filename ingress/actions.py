@@ -1,5 +1,5 @@
-"""Answering custom actions: resource filter, per-interaction state, replayed retries, the time
-budget and hand-off to the workers (docs/actions.md).
+"""Answering custom actions: resource filter, per-interaction state (bound to its first step's
+owner, bounded), replayed retries, the time budget and hand-off to the workers (docs/actions.md).
 
 Frame.io waits 5 s for an answer and retries a step it did not get one for; `interaction_id` is
 the only thread through a multi-step form.
@@ -21,6 +21,7 @@ from ingress.state import IngressState
 from shared.actions.state import (
     ActionState,
     Interaction,
+    Owner,
     StepResult,
     apply_context,
     build_action_state,
@@ -31,8 +32,9 @@ from shared.app.registry import HandlerSpec
 from shared.context import bind_hand_off, reset_hand_off
 from shared.core.events import ActionEvent
 from shared.core.ui import AnyResponse, Form, Message
-from shared.errors import ActionStateUnavailable, StepStillRunning
+from shared.errors import ActionStateUnavailable, ActionStepRefused, StepStillRunning
 from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob, action_job_key
+from shared.jobs.redaction import scrubbed_traceback, string_leaves
 
 logger = logging.getLogger("frameio_kit.ingress")
 
@@ -43,6 +45,7 @@ TIMEOUT_MESSAGE = Message(
 )
 FAILED_MESSAGE = Message(title="Something went wrong", description="The action failed. Please try again.")
 UNAVAILABLE_MESSAGE = Message(title="Temporarily unavailable", description="Please try again in a moment.")
+REFUSED_TITLE = "Action refused"
 
 # A retry waits for the first run, which ends within the time budget; the margin covers the
 # first run's own bookkeeping. Still under Frame.io's 5 s with the largest allowed budget.
@@ -63,11 +66,20 @@ async def answer_action(
     if not resource_allowed(spec, event):
         return _response(_encode(NOT_AVAILABLE)), "not available"
     timeout = state.settings.action_timeout
+    # Read before the interaction's context fills what the step omits: who the signature vouched for.
+    owner = Owner.of(event)
     compute = functools.partial(_run_step, state, spec, event, body)
     try:
         answer, how = await action_state(state).run_step(
-            event.interaction_id, step_key(body), compute, wait=timeout + _WAIT_MARGIN
+            event.interaction_id, step_key(body), compute, wait=timeout + _WAIT_MARGIN, owner=owner, size=len(body)
         )
+    except ActionStepRefused as exc:
+        # A client's mistake or probe, not a server fault: one quiet line, nothing of the interaction shown.
+        logger.info(
+            "%s interaction=%s: step refused (%d): %s", event.type, event.interaction_id, exc.status_code, exc.reason
+        )
+        refused = Message(title=REFUSED_TITLE, description=exc.public_message)
+        return _response(_encode(refused)), f"refused ({exc.status_code})"
     except StepStillRunning:
         logger.warning("%s interaction=%s: retry gave up waiting for the first run", event.type, event.interaction_id)
         return _response(_encode(spec.timeout_message or TIMEOUT_MESSAGE)), "still running"
@@ -114,8 +126,15 @@ async def _run_step(
         return StepResult(_encode(spec.timeout_message or TIMEOUT_MESSAGE), record=None, context=sent_context)
     try:
         return StepResult(_encode(task.result()), record=event.data, context=sent_context)
-    except Exception:
-        logger.exception("%s interaction=%s: action handler failed", event.type, event.interaction_id)
+    except Exception as exc:
+        # Exception text may quote what the user typed (int(event.data["pin"])): scrubbed as in the workers.
+        answers = [*string_leaves(interaction.history), *string_leaves(event.data)]
+        logger.error(
+            "%s interaction=%s: action handler failed\n%s",
+            event.type,
+            event.interaction_id,
+            scrubbed_traceback(exc, answers),
+        )
         return StepResult(_encode(FAILED_MESSAGE), record=None, context=sent_context)
 
 

@@ -32,6 +32,7 @@ from shared.core.events import ActionEvent
 from shared.core.ui import AnyResponse, Form, LinkField, Message
 from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
 from shared.hmac_sign import b64url, hmac_b64url, same
+from shared.jobs.redaction import scrubbed_traceback, string_leaves
 from shared.oauth.pkce import challenge_for, new_verifier
 from shared.oauth.token_manager import TokenManager
 from shared.settings import Settings
@@ -87,8 +88,9 @@ async def answer_as_user(app: Registry, spec: HandlerSpec, event: ActionEvent) -
         logger.warning("token refresh for user %s failed: IMS unavailable; asking to sign in", event.user_id)
         data = None
     if data is None:
+        # Keyed by account, user and interaction: another tenant's or user's step cannot replace it.
         await manager.state.set(
-            redis_keys.oauth_pending_action_key(event.interaction_id),
+            redis_keys.oauth_pending_action_key(event.account_id, event.user_id, event.interaction_id),
             manager.cipher.encrypt(event.model_dump_json().encode("utf-8")),
             LOGIN_LINK_TTL,
         )
@@ -281,7 +283,8 @@ async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str,
     """Run `on_auth_complete` with the action that asked for this sign-in, if it is that user's in
     that account: the action's own (`on_action(..., on_auth_complete=...)`, whose `Response` replaces
     the default page), else `OAuthConfig.on_auth_complete`."""
-    sealed = await manager.state.take(redis_keys.oauth_pending_action_key(claims.interaction_id))
+    pending_key = redis_keys.oauth_pending_action_key(claims.account_id, claims.user_id, claims.interaction_id)
+    sealed = await manager.state.take(pending_key)
     if sealed is None:
         return None
     try:
@@ -294,7 +297,7 @@ async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str,
     callback = manager.config.on_auth_complete
     if per_action is None and callback is None:
         return None
-    # The pending action is keyed by interaction only: another run may have replaced it with a different user's.
+    # Its key names the account and user already; checked again in case a record was written by other means.
     if event.user_id != claims.user_id or event.account_id != claims.account_id:
         logger.warning(
             "on_auth_complete skipped for interaction=%s: the pending action is user %s account %s, "
@@ -314,8 +317,13 @@ async def _resume(manager: TokenManager, claims: LoginClaims, access_token: str,
             await callback(event)
         logger.info("on_auth_complete done for %s interaction=%s", event.type, claims.interaction_id)
         return result if isinstance(result, Response) else None
-    except Exception:
-        logger.exception("on_auth_complete failed for interaction=%s", claims.interaction_id)
+    except Exception as exc:
+        # The pending event carries the user's answers, which exception text may quote.
+        logger.error(
+            "on_auth_complete failed for interaction=%s\n%s",
+            claims.interaction_id,
+            scrubbed_traceback(exc, [*string_leaves(event.data), *string_leaves(event.form_history)]),
+        )
         return None
     finally:
         reset_event_account(account)

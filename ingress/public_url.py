@@ -1,4 +1,4 @@
-"""`public_url`: the address the outside world reaches this app's routes at, for links and redirects."""
+"""`public_url`: the address the outside world reaches this app's routes at, for links, redirects and cookies."""
 
 from __future__ import annotations
 
@@ -17,3 +17,9 @@ def public_url(configured: str, request: Request | None) -> str:
     base = configured.rstrip("/")
     prefix = str(request.scope.get("root_path", "")).rstrip("/") if request is not None else ""
     return base + prefix if prefix and not base.endswith(prefix) else base
+
+
+def is_https(configured: str) -> bool:
+    """Whether the configured public URL is https: cookies then carry `Secure` whatever the request
+    looked like on its way in (TLS often ends at a proxy, and a forwarded-proto header is not proof)."""
+    return configured.strip().lower().startswith("https://")

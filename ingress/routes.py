@@ -1,7 +1,8 @@
 """HTTP routes: POST / for webhooks and custom actions, /healthz and /readyz.
 
 Order on POST /: size limit, signature headers present and fresh, then the event type picks the
-handler and so the secret; nothing in the body is acted on before the signature matches.
+handler and so the secret; nothing in the body is acted on before the signature matches. Under
+install records the account's ids pick the secret and the body is validated only once signed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from shared.errors import (
     SignatureInvalid,
 )
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob, describe_webhook
+from shared.logs import log_info
 
 logger = logging.getLogger("frameio_kit.ingress")
 
@@ -222,26 +224,62 @@ async def _verified_event(
     signature: str,
     ts: int,
 ) -> AnyEvent:
-    secret = state.app.static_secret(spec)
-    if secret is not None and not signature_matches(body, timestamp, signature, secret):
-        raise SignatureInvalid()
+    app = state.app
+    secret = app.static_secret(spec)
+    if secret is not None:
+        if not signature_matches(body, timestamp, signature, secret):
+            raise SignatureInvalid()
+        return _validated(spec, payload, ts)
+    probe = app.secret_probe(spec, payload)
+    if probe is not None:
+        # Install records pick the secret from a few ids: the body is validated only once signed.
+        await _check_signature(state, spec, probe, body, timestamp, signature)
+        event = _validated(spec, payload, ts)
+        if _secret_ids(event) != _secret_ids(probe):
+            raise SignatureInvalid()  # one parse feeds both, so never; refused rather than trusted if it were
+        return event
+    # A resolver of the integration's own is promised the whole event, so validation comes first;
+    # a body that fails it learns nothing (401, as a bad signature).
     payload["timestamp"] = ts
     try:
         event = spec.model.model_validate(payload)
-    except ValidationError as exc:
-        if secret is None:
-            # A resolver needs the event to find the secret; an unverifiable body learns nothing.
-            raise SignatureInvalid() from None
-        raise EventValidationError(spec.event_type, _invalid_fields(exc)) from None
-    if secret is None:
-        try:
-            resolved = await state.app.resolve_secrets(spec, event)
-        except SecretResolutionError as exc:
-            logger.error("%s: %s", spec.event_type, exc)
-            raise
-        if not any(signature_matches(body, timestamp, signature, s) for s in resolved):
-            raise SignatureInvalid()
+    except ValidationError:
+        raise SignatureInvalid() from None
+    await _check_signature(state, spec, event, body, timestamp, signature)
     return event
+
+
+def _validated(spec: HandlerSpec, payload: dict[str, Any], ts: int) -> AnyEvent:
+    """The event of a signed body; one that does not fit the model is the sender's error (422)."""
+    payload["timestamp"] = ts
+    try:
+        return spec.model.model_validate(payload)
+    except ValidationError as exc:
+        raise EventValidationError(spec.event_type, _invalid_fields(exc)) from None
+
+
+async def _check_signature(
+    state: IngressState, spec: HandlerSpec, event: AnyEvent, body: bytes, timestamp: str, signature: str
+) -> None:
+    """A resolver that raises is our fault (503, logged as an error); one that knows no secret for
+    the event's account is the caller's: 401 with a bad signature's body, at DEBUG only, since
+    anyone can send such requests and each would otherwise be an error line and a 5xx."""
+    try:
+        secrets = await state.app.resolve_secrets(spec, event)
+    except SecretResolutionError as exc:
+        logger.error("%s: %s", spec.event_type, exc)
+        raise
+    if not secrets:
+        logger.debug("%s: no signing secret for account %s", spec.event_type, event.account_id)
+        raise SignatureInvalid()
+    if not any(signature_matches(body, timestamp, signature, s) for s in secrets):
+        raise SignatureInvalid()
+
+
+def _secret_ids(event: AnyEvent) -> tuple[str, str, str]:
+    """What picks an event's secrets under install records."""
+    action_id = event.action_id if isinstance(event, ActionEvent) else ""
+    return event.account_id, event.workspace_id, action_id
 
 
 def _invalid_fields(exc: ValidationError) -> str:
@@ -261,4 +299,4 @@ async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts
 def _log(event_type: str, outcome: str, started: float) -> None:
     if tracing.ACTIVE:
         tracing.annotate(**{"frameio_kit.outcome": outcome})
-    logger.info("%s %s %.1fms", event_type, outcome, (time.perf_counter() - started) * 1000)
+    log_info(logger, "%s %s %.1fms", event_type, outcome, (time.perf_counter() - started) * 1000)

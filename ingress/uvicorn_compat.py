@@ -1,5 +1,6 @@
 """The uvicorn internals the ingress builds on, in one place: `HttpToolsProtocol`, which ingress/server.py
-subclasses to add the connection limits, and the names it reads on it and on its request cycle.
+subclasses to add the connection limits, and the names it reads on it, on its request cycle and on the
+flow control that pauses and resumes reading.
 
 `check()` runs at start-up (the ingress lifespan): a uvicorn that renamed one of them would otherwise
 drop a limit without a word (an override nobody calls), so the ingress refuses to start instead.
@@ -30,12 +31,13 @@ def _unsupported(missing: Iterable[str]) -> ConfigurationError:
 
 try:
     from uvicorn.config import Config
+    from uvicorn.protocols.http.flow_control import FlowControl
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
     from uvicorn.server import ServerState
 except ImportError as exc:  # httptools missing, or the module moved
     raise _unsupported([f"uvicorn.protocols.http.httptools_impl ({exc})"]) from exc
 
-__all__ = ["SUPPORTED", "Config", "HttpToolsProtocol", "RequestResponseCycle", "ServerState", "check"]
+__all__ = ["SUPPORTED", "Config", "FlowControl", "HttpToolsProtocol", "RequestResponseCycle", "ServerState", "check"]
 
 # Methods ingress/server.py overrides or calls: the parser and the request cycle call them by name.
 _PROTOCOL_METHODS = (
@@ -46,6 +48,7 @@ _PROTOCOL_METHODS = (
     "on_message_complete",
     "on_response_complete",
 )
+# (pause_writing and resume_writing, which server.py overrides too, are asyncio's protocol interface.)
 _PROTOCOL_INIT_PARAMETERS = ("config", "server_state", "app_state", "_loop")
 # Instance attributes, named by the uvicorn method that sets them: (owner, method, attributes).
 _INSTANCE_ATTRIBUTES: tuple[tuple[type, str, tuple[str, ...]], ...] = (
@@ -53,7 +56,18 @@ _INSTANCE_ATTRIBUTES: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (HttpToolsProtocol, "connection_made", ("transport",)),
     # The cycle writes through the protocol's transport: HeadHoldingTransport sees every response write.
     (HttpToolsProtocol, "on_headers_complete", ("cycle", "transport")),
-    (RequestResponseCycle, "__init__", ("more_body", "response_started", "expected_content_length")),
+    # The pipeline limit: uvicorn queues pipelined requests in `pipeline`, pausing reading through its
+    # flow control, which pauses and resumes the transport that HeadHoldingTransport wraps.
+    (HttpToolsProtocol, "on_headers_complete", ("pipeline", "flow", "pause_reading")),
+    (HttpToolsProtocol, "on_response_complete", ("pipeline", "flow", "resume_reading")),
+    (FlowControl, "pause_reading", ("_transport", "pause_reading")),
+    (FlowControl, "resume_reading", ("_transport", "resume_reading")),
+    # on_response_complete reads the answered cycle's state (issue 21: not the next request's).
+    (
+        RequestResponseCycle,
+        "__init__",
+        ("more_body", "response_started", "response_complete", "expected_content_length"),
+    ),
 )
 
 

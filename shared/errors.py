@@ -9,8 +9,9 @@ FrameioKitError
 │   ├── RequestTimedOut          408 (body not received within FRAMEIO_KIT_BODY_TIMEOUT)
 │   ├── InvalidPayload           400 (not JSON, not an object) / 422 (schema)
 │   │   └── EventValidationError 422: JSON, but not the event's schema
-│   └── SignatureInvalid         401 (missing, malformed, stale or wrong signature)
-│                                    v0.0.10 name: SignatureVerificationError (the same class)
+│   ├── SignatureInvalid         401 (missing, malformed, stale or wrong signature)
+│   │                                v0.0.10 name: SignatureVerificationError (the same class)
+│   └── ActionStepRefused        403/413/429: an action step of another owner, or past the state limits
 ├── ServiceUnavailable           a dependency failed: 503, Frame.io retries
 │   ├── BrokerUnavailable        the queue did not take the message in time
 │   ├── SecretResolutionError    a secret resolver raised or answered an empty secret
@@ -27,6 +28,7 @@ FrameioKitError
 │   ├── InstallationNotFoundError  no install record for the event's account and workspace
 │   ├── InstallFailed            an install operation stopped; its public message goes on the page
 │   └── FrameioApiError          Frame.io refused or failed a webhook/action call during install
+├── ReplayRefused                a dead letter not queued again: its signed job does not verify, or expired
 ├── DevError                     `frameio-kit dev` cannot start
 ├── RedisServerUnavailable       frameio_kit.testing: no `redis-server` on PATH, or it did not start
 ├── HandlerFailed                stands in for a handler's exception in Celery's retry: scrubbed text only
@@ -97,6 +99,16 @@ class SignatureInvalid(RequestRejected):
 
 SignatureVerificationError = SignatureInvalid
 """v0.0.10's name for a signature that does not verify."""
+
+
+class ActionStepRefused(RequestRejected):
+    """An action step not run: its interaction belongs to another account, action or user (403), it
+    is full (413), or its account holds its quota of interactions (429). The caller gets a Message
+    saying so (`public_message`); the interaction's state is left untouched. `reason` is for logs."""
+
+    def __init__(self, public_message: str, *, status_code: int, reason: str) -> None:
+        super().__init__(public_message, status_code=status_code)
+        self.reason = reason
 
 
 class ServiceUnavailable(FrameioKitError):
@@ -196,6 +208,10 @@ class RedisServerUnavailable(FrameioKitError, RuntimeError):
 
 class HandlerFailed(FrameioKitError):
     """Stands in for a handler's exception in Celery's retry (events, Flower): scrubbed text only."""
+
+
+class ReplayRefused(FrameioKitError):
+    """A dead letter that is not queued again; the message says why (one line, for the operator)."""
 
 
 class PermanentError(FrameioKitError):

@@ -53,6 +53,21 @@ def action_lock_key(interaction_id: str, step: str) -> str:
     return f"{PREFIX}:action:{interaction_id}:lock:{step}"
 
 
+def action_owner_key(interaction_id: str) -> str:
+    """Who an interaction belongs to (account, action, user of its first step): other steps are refused."""
+    return f"{PREFIX}:action:{interaction_id}:owner"
+
+
+def action_size_key(interaction_id: str) -> str:
+    """Hash of the steps an interaction ran and the bytes it keeps, checked against the limits."""
+    return f"{PREFIX}:action:{interaction_id}:size"
+
+
+def action_account_key(account_id: str) -> str:
+    """Sorted set of one account's live interactions, scored by expiry: its quota."""
+    return f"{PREFIX}:action-account:{_part(account_id)}"
+
+
 def _part(value: str) -> str:
     # Percent-encoded, so an id holding ':' cannot make (account, user) pairs collide.
     return quote(value, safe="")
@@ -89,9 +104,10 @@ def oauth_login_rate_key(account_id: str, user_id: str, window: int) -> str:
     return f"{PREFIX}:oauth:login-rate:{_part(account_id)}:{_part(user_id)}:{window}"
 
 
-def oauth_pending_action_key(interaction_id: str) -> str:
-    """The action event that asked a user to sign in, resumed by `on_auth_complete`."""
-    return f"{PREFIX}:oauth:pending:{interaction_id}"
+def oauth_pending_action_key(account_id: str, user_id: str, interaction_id: str) -> str:
+    """The action event that asked a user to sign in, resumed by `on_auth_complete`: one per account,
+    user and interaction, so nobody else's step can replace it."""
+    return f"{PREFIX}:oauth:pending:{_part(account_id)}:{_part(user_id)}:{_part(interaction_id)}"
 
 
 def ledger_key() -> str:
@@ -143,5 +159,6 @@ def install_session_key(session_digest: str) -> str:
 
 
 def install_state_key(state_digest: str) -> str:
-    """A pending install-page sign-in (encrypted PKCE verifier), single-use, keyed by the state's hash."""
+    """A completed install-page sign-in's state: a marker written only after Adobe accepted the code, so
+    a replayed callback is refused; keyed by the state's hash. Pending sign-ins store nothing."""
     return f"{PREFIX}:install:state:{state_digest}"

@@ -15,6 +15,10 @@ MIN_DEDUP_WINDOW = 2 * TOLERANCE_SECONDS
 """A replayed delivery is accepted for as long as its timestamp is within the signature tolerance
 either side of now: the de-duplication window must cover that whole span."""
 
+DEFAULT_JOB_MAX_AGE = 3 * 86400
+"""Signed jobs older than this are refused (FRAMEIO_KIT_JOB_MAX_AGE unset): a weekend's backlog or
+dead letters still run, a copied message does not stay runnable for ever."""
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -53,6 +57,7 @@ class Settings(SigningSecrets):
     header_timeout: float = Field(10.0, gt=0, validation_alias=_env("FRAMEIO_KIT_HEADER_TIMEOUT"))
     keep_alive_timeout: int = Field(5, ge=1, validation_alias=_env("FRAMEIO_KIT_KEEP_ALIVE_TIMEOUT"))
     max_connections: int = Field(1000, ge=16, validation_alias=_env("FRAMEIO_KIT_MAX_CONNECTIONS"))
+    write_timeout: float = Field(10.0, gt=0, validation_alias=_env("FRAMEIO_KIT_WRITE_TIMEOUT"))
     enqueue_timeout: float = Field(3.0, gt=0, le=4.5, validation_alias=_env("FRAMEIO_KIT_ENQUEUE_TIMEOUT"))
     max_retries: int = Field(2, ge=0, validation_alias=_env("FRAMEIO_KIT_MAX_RETRIES"))
     retry_backoff: float = Field(2.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RETRY_BACKOFF"))
@@ -66,6 +71,12 @@ class Settings(SigningSecrets):
     action_state: Literal["memory", "redis"] = Field("memory", validation_alias=_env("FRAMEIO_KIT_ACTION_STATE"))
     action_state_ttl: int = Field(3600, ge=10, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_TTL"))
     action_state_max: int = Field(10_000, ge=1, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_MAX"))
+    # Per interaction and per account limits of the action state (docs/actions.md "Limits").
+    action_state_max_steps: int = Field(50, ge=2, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_MAX_STEPS"))
+    action_state_max_bytes: int = Field(
+        256 * 1024, ge=4096, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_MAX_BYTES")
+    )
+    action_state_account_quota: int = Field(1000, ge=1, validation_alias=_env("FRAMEIO_KIT_ACTION_STATE_ACCOUNT_QUOTA"))
 
     # User sign-in (docs/oauth.md): Adobe IMS, the Frame.io API, token encryption keys (first encrypts).
     ims_url: str = Field("https://ims-na1.adobelogin.com", validation_alias=_env("FRAMEIO_KIT_IMS_URL"))
@@ -87,6 +98,8 @@ class Settings(SigningSecrets):
     install_secret_grace: int = Field(900, ge=0, validation_alias=_env("FRAMEIO_KIT_INSTALL_SECRET_GRACE"))
     # Signed job envelopes (docs/security.md): comma separated, first signs, all verify.
     job_signing_keys: SecretStr | None = Field(None, validation_alias=_env("FRAMEIO_KIT_JOB_SIGNING_KEYS"))
+    # Seconds a signed job stays runnable; unset: DEFAULT_JOB_MAX_AGE or the retry schedule, the longer.
+    job_max_age: int | None = Field(None, ge=1, validation_alias=_env("FRAMEIO_KIT_JOB_MAX_AGE"))
 
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
     host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))
@@ -123,6 +136,16 @@ class Settings(SigningSecrets):
                 f"{MIN_DEDUP_WINDOW}, or 0 to turn de-duplication off"
             )
         return value
+
+    @model_validator(mode="after")
+    def _job_max_age_covers_retries(self) -> Settings:
+        if self.job_max_age is not None and self.job_max_age < self.job_max_age_floor:
+            raise ValueError(
+                f"FRAMEIO_KIT_JOB_MAX_AGE={self.job_max_age} is shorter than the {self.job_max_age_floor} s a "
+                "genuine job can take to its last attempt (retries, and a redelivery per attempt after a worker "
+                "crash): workers would refuse it mid-retry. Use at least that, or leave it unset"
+            )
+        return self
 
     @model_validator(mode="after")
     def _legacy_encryption_key(self) -> Settings:
@@ -168,6 +191,19 @@ class Settings(SigningSecrets):
         """How long a completed event's marker lives: past the de-duplication window and past any
         redelivery of an unacknowledged message (visibility timeout)."""
         return max(self.dedup_window, 3 * self.visibility_timeout, 60)
+
+    @property
+    def job_max_age_floor(self) -> int:
+        """The longest a genuine job can take from signing to its last attempt without an outage: every
+        attempt held up once by a dead worker (the ledger sweep queues it again after `ledger_stale_after`),
+        every retry waiting its longest delay. Retries re-send the original envelope, issued-at and all."""
+        attempts = self.max_retries + 1
+        return int(attempts * self.ledger_stale_after + self.max_retries * self.retry_delay_cap) + 1
+
+    @property
+    def job_max_age_seconds(self) -> int:
+        """Seconds a signed job stays runnable (FRAMEIO_KIT_JOB_MAX_AGE, or the longer of the default and the floor)."""
+        return self.job_max_age if self.job_max_age is not None else max(DEFAULT_JOB_MAX_AGE, self.job_max_age_floor)
 
     @property
     def ledger_stale_after(self) -> float:

@@ -2,8 +2,13 @@
 custom actions (create, list, patch, delete), returning each signing secret once, at creation,
 as Frame.io does. Served on the IMS stand-in's server, which knows whose access token is whose.
 
-Tests steer `members` (which user sees which accounts), `fail_action_create_at` (answer 500 to
-the Nth action create) and read `webhooks`, `actions`, `secrets` and `calls`.
+Tests steer `members` (which user sees which accounts), `roles` (their role in each: `admin`,
+`owner`, `member`, `reviewer`; `member` when unset), `fail_action_create_at` (answer 500 to the Nth
+action create) and read `webhooks`, `actions`, `secrets` and `calls`.
+
+As in Frame.io V4, `GET /v4/accounts` lists the caller's own roles in each account (`roles`, a list,
+SDK `Account.roles`), and only an account admin or owner may create, change or delete webhooks and
+custom actions (members get 403); any member may list them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from tests.ims_standin import ImsStandIn
 class FrameioStandIn:
     ims: ImsStandIn
     members: dict[str, list[str]] = field(default_factory=dict)
+    roles: dict[str, dict[str, str]] = field(default_factory=dict)
+    """user -> account -> role; a member with no entry has the role `member`."""
     workspaces: dict[str, list[str]] = field(default_factory=dict)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     actions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -55,9 +62,14 @@ class FrameioStandIn:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         return self.ims.user_of(token)
 
-    def _may(self, request: Request, account: str) -> bool:
+    def role_of(self, user: str, account: str) -> str:
+        return self.roles.get(user, {}).get(account, "member")
+
+    def _may(self, request: Request, account: str, write: bool = False) -> bool:
         user = self._user(request)
-        return user is not None and account in self.members.get(user, [])
+        if user is None or account not in self.members.get(user, []):
+            return False
+        return not write or self.role_of(user, account) in {"admin", "owner"}
 
     def _denied(self, request: Request) -> Response:
         status = 401 if self._user(request) is None else 403
@@ -69,7 +81,15 @@ class FrameioStandIn:
         user = self._user(request)
         if user is None:
             return self._denied(request)
-        return JSONResponse({"data": [{"id": a, "name": f"Account {a}"} for a in self.members.get(user, [])]})
+        return JSONResponse(
+            {
+                "data": [
+                    {"id": a, "display_name": f"Account {a}", "name": f"Account {a}", "roles": [self.role_of(user, a)]}
+                    for a in self.members.get(user, [])
+                ],
+                "links": {"next": None},
+            }
+        )
 
     async def _workspaces(self, request: Request) -> Response:
         account = request.path_params["a"]
@@ -91,7 +111,8 @@ class FrameioStandIn:
 
     async def _collection(self, request: Request, kind: str, table: dict[str, dict[str, Any]]) -> Response:
         account, workspace = request.path_params["a"], request.path_params["w"]
-        if not self._may(request, account) or workspace not in self.workspaces.get(account, []):
+        write = request.method != "GET"
+        if not self._may(request, account, write) or workspace not in self.workspaces.get(account, []):
             return self._denied(request)
         if request.method == "GET":
             self.calls[f"list {kind}"] += 1
@@ -111,7 +132,7 @@ class FrameioStandIn:
 
     async def _item(self, request: Request, kind: str, table: dict[str, dict[str, Any]]) -> Response:
         account, resource_id = request.path_params["a"], request.path_params["id"]
-        if not self._may(request, account):
+        if not self._may(request, account, write=request.method != "GET"):
             return self._denied(request)
         record = table.get(resource_id)
         if record is None or record["account_id"] != account:

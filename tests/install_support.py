@@ -20,16 +20,20 @@ from tests.ims_standin import ImsServer, ImsStandIn
 
 INSTALL_APP = "tests.apps.install:app"
 ADMIN = "admin-1"
+MEMBER = "member-1"
+"""A plain member of acc-A and acc-B (role `member`): may sign in, but is offered no account and changes nothing."""
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 SESSION_SECRET = "install-session-secret-" + "x" * 24
 
 
 def start_api() -> tuple[ImsServer, FrameioStandIn]:
-    """IMS and the Frame.io API on one local server; `admin-1` sees accounts acc-A, acc-B, acc-C."""
+    """IMS and the Frame.io API on one local server; `admin-1` administers accounts acc-A, acc-B, acc-C,
+    `member-1` is a plain member of acc-A and acc-B (sign in as them with `ims.sign_in_as = MEMBER`)."""
     ims = ImsStandIn(sign_in_as=ADMIN)
     api = FrameioStandIn(
         ims,
-        members={ADMIN: ["acc-A", "acc-B", "acc-C"]},
+        members={ADMIN: ["acc-A", "acc-B", "acc-C"], MEMBER: ["acc-A", "acc-B"]},
+        roles={ADMIN: {"acc-A": "admin", "acc-B": "owner", "acc-C": "admin"}},
         workspaces={"acc-A": ["ws-1", "ws-2"], "acc-B": ["ws-9"], "acc-C": ["ws-5"]},
     )
     ims.extra_routes = api.routes()

@@ -156,9 +156,10 @@ def test_resolver_that_raises_is_503_and_the_handler_does_not_run(start_ingress,
     assert RESOLVER_ERROR_TEXT not in log
 
 
-def test_resolver_that_answers_blank_is_503_not_a_key(start_ingress, records):
+def test_resolver_that_answers_blank_is_401_not_a_key(start_ingress, records):
+    """Blank means "no secret for this account" (issue 21): refused as unsigned, never used as a key."""
     url = start_ingress(COMPAT_APP)
     for key in ("", "  "):
         response = post_signed(url, action_payload(f"i-blank-{len(key)}", type="compat.blank"), key)
-        assert response.status_code == 503
+        assert response.status_code == 401
     assert records("action") == []

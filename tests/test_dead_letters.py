@@ -1,4 +1,5 @@
-"""The dead-letter store against a real Redis, and the `frameio-kit dead-letters` command."""
+"""The dead-letter store against a real Redis, and the `frameio-kit dead-letters` command: a replay re-sends
+the stored signed job unchanged, and only when it verifies and has not expired."""
 
 from __future__ import annotations
 
@@ -6,18 +7,29 @@ import base64
 import json
 import subprocess
 import time
+from typing import Any
 
+import pytest
 import redis
 
-from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob
+from shared.errors import ReplayRefused
+from shared.jobs.contract import HANDLE_WEBHOOK, AnyJob, WebhookJob
 from shared.jobs.dead_letters import Attempt, DeadLetterStore, dead_letter_id
+from shared.jobs.signing import SIGNATURE_FIELD, JobSigner
 from shared.redis_keys import attempts_key, dead_letter_index_key, dead_letter_key
-from tests.helpers import ROOT, cli_command, webhook_payload
+from tests.helpers import JOB_SIGNING_KEY, ROOT, cli_command, webhook_payload
+
+SIGNER = JobSigner([JOB_SIGNING_KEY.encode()])
 
 
 def _job(resource: str) -> WebhookJob:
     body = json.dumps(webhook_payload(resource)).encode()
     return WebhookJob.for_delivery("file.ready", resource, body, int(time.time()))
+
+
+def _signed(job: WebhookJob, signer: JobSigner = SIGNER, issued: int | None = None) -> dict[str, Any]:
+    """The kwargs a worker receives for `job` (what it keeps in the dead letter)."""
+    return signer.sign(job.task_name, job.model_dump(), issued)
 
 
 def _store(client: redis.Redis, max_entries: int = 100, retention: int = 3600) -> DeadLetterStore:
@@ -83,31 +95,96 @@ def test_lookup_by_unique_prefix_only(redis_client):
     assert store.get("not-an-id") is None
 
 
-def test_replay_sends_the_job_then_removes_it(redis_client):
+def test_dead_letter_stores_the_signed_job_once_and_reads_the_job_from_it(redis_client):
+    store = _store(redis_client)
+    job = _job("stored-once")
+    signed = _signed(job)
+
+    letter = store.dead_letter(job, "exhausted", "x", signed=signed)
+
+    raw = redis_client.get(dead_letter_key(letter.id)).decode()
+    assert raw.count('"body"') == 1 and '"job":' not in raw
+    loaded = store.get(letter.id)
+    assert loaded == letter and loaded.signed == signed and loaded.job == job
+
+
+def test_replay_sends_the_signed_job_unchanged_then_removes_it(redis_client):
     store = _store(redis_client)
     job = _job("replay-1")
     _fail(store, job, 1)
-    letter = store.dead_letter(job, "exhausted", "x")
-    sent: list[WebhookJob] = []
+    signed = _signed(job, issued=int(time.time()) - 3600)
+    letter = store.dead_letter(job, "exhausted", "x", signed=signed)
+    sent: list[tuple[str, dict[str, Any], AnyJob]] = []
 
-    task_id = store.replay(letter, lambda j: sent.append(j) or "task-1")
+    task_id = store.replay(letter, SIGNER, lambda *a: sent.append(a) or "task-1")
 
-    assert task_id == "task-1" and sent == [job]
+    assert task_id == "task-1" and sent == [(HANDLE_WEBHOOK, signed, job)]
     assert store.count() == 0 and store.get(letter.id) is None
 
 
 def test_replay_that_cannot_send_keeps_the_dead_letter(redis_client):
     store = _store(redis_client)
-    letter = store.dead_letter(_job("replay-fail"), "exhausted", "x")
+    job = _job("replay-fail")
+    letter = store.dead_letter(job, "exhausted", "x", signed=_signed(job))
 
-    def broken(_: WebhookJob) -> str:
+    def broken(*_: Any) -> str:
         raise ConnectionError("broker down")
 
-    try:
-        store.replay(letter, broken)
-    except ConnectionError:
-        pass
+    with pytest.raises(ConnectionError):
+        store.replay(letter, SIGNER, broken)
     assert store.get(letter.id) == letter
+
+
+def _refusal(store: DeadLetterStore, letter_id: str, signer: JobSigner = SIGNER) -> str:
+    letter = store.get(letter_id)
+    assert letter is not None
+    with pytest.raises(ReplayRefused) as refused:
+        store.replay(letter, signer, lambda *_: pytest.fail("a refused dead letter was sent"))
+    assert store.get(letter_id) == letter, "a refused dead letter stays in the store"
+    return str(refused.value)
+
+
+def test_replay_refuses_a_letter_without_a_signed_job(redis_client):
+    store = _store(redis_client)
+    letter = store.dead_letter(_job("old-format"), "exhausted", "x")
+
+    assert "holds no signed job" in _refusal(store, letter.id)
+
+
+def test_replay_refuses_a_signed_job_whose_content_was_changed(redis_client):
+    store = _store(redis_client)
+    job = _job("tampered")
+    signed = {**_signed(job), "resource_id": "someone-else"}
+    letter = store.dead_letter(job, "exhausted", "x", signed=signed)
+
+    assert "does not verify" in _refusal(store, letter.id)
+
+
+def test_replay_refuses_an_expired_signed_job_unless_the_max_age_is_raised(redis_client):
+    store = _store(redis_client)
+    job = _job("expired")
+    signed = _signed(job, issued=int(time.time()) - 7200)
+    letter = store.dead_letter(job, "exhausted", "x", signed=signed)
+    short = JobSigner([JOB_SIGNING_KEY.encode()], max_age=3600)
+
+    assert "older than FRAMEIO_KIT_JOB_MAX_AGE (3600 s)" in _refusal(store, letter.id, short)
+    longer = JobSigner([JOB_SIGNING_KEY.encode()], max_age=10_800)
+    sent: list[Any] = []
+    store.replay(letter, longer, lambda *a: sent.append(a) or "t")
+    assert sent[0][1] == signed
+
+
+def test_job_signed_with_a_retired_key_replays_once_the_key_is_back_in_the_verify_list(redis_client):
+    store = _store(redis_client)
+    retired = b"r" * 32
+    job = _job("retired-key")
+    signed = _signed(job, JobSigner([retired]))
+    letter = store.dead_letter(job, "exhausted", "x", signed=signed)
+
+    assert "retired key" in _refusal(store, letter.id)
+    sent: list[Any] = []
+    store.replay(letter, JobSigner([JOB_SIGNING_KEY.encode(), retired]), lambda *a: sent.append(a) or "t")
+    assert sent[0][1] == signed, "re-sent as signed, never signed anew with the current key"
 
 
 def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -116,11 +193,12 @@ def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_cli_replay_all_queues_every_event_and_purge_empties_the_store(redis_client, base_env):
+def test_cli_replay_all_queues_every_signed_job_unchanged_and_purge_empties_the_store(redis_client, base_env):
     store = _store(redis_client)
     jobs = [_job(f"cli-{i}") for i in range(3)]
-    for job in jobs:
-        store.dead_letter(job, "exhausted", "x")
+    signed = [_signed(job, issued=int(time.time()) - 60) for job in jobs]
+    for job, envelope in zip(jobs, signed, strict=True):
+        store.dead_letter(job, "exhausted", "x", signed=envelope)
 
     replayed = _run_cli(base_env, "replay", "--all")
 
@@ -130,7 +208,7 @@ def test_cli_replay_all_queues_every_event_and_purge_empties_the_store(redis_cli
     assert len(queued) == 3
     assert {m["headers"]["task"] for m in queued} == {HANDLE_WEBHOOK}
     kwargs = [json.loads(base64.b64decode(m["body"]))[1] for m in queued]
-    assert sorted(k["idempotency_key"] for k in kwargs) == sorted(j.idempotency_key for j in jobs)
+    assert sorted(kwargs, key=lambda k: k["resource_id"]) == signed
     assert store.count() == 0
 
     store.dead_letter(_job("cli-purge"), "exhausted", "x")
@@ -138,6 +216,24 @@ def test_cli_replay_all_queues_every_event_and_purge_empties_the_store(redis_cli
     assert purged.returncode == 0 and "purged 1 dead letter(s)" in purged.stdout
     assert store.count() == 0
     assert "0 dead letter(s)" in _run_cli(base_env, "list").stdout
+
+
+def test_cli_show_prints_the_job_and_its_issued_at_but_not_the_signature(redis_client, base_env):
+    store = _store(redis_client)
+    job = _job("shown")
+    signed = _signed(job, issued=1_700_000_000)
+    letter = store.dead_letter(job, "exhausted", "x", signed=signed)
+    store.dead_letter(_job("shown-old"), "exhausted", "x")
+
+    shown = _run_cli(base_env, "show", letter.id)
+
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["job"]["resource_id"] == "shown"
+    assert data["signed_job"] == {"stored": True, "issued_at": 1_700_000_000}
+    assert signed[SIGNATURE_FIELD] not in shown.stdout
+    old = json.loads(_run_cli(base_env, "show", dead_letter_id(_job("shown-old").idempotency_key)).stdout)
+    assert old["signed_job"] == {"stored": False, "issued_at": None}
 
 
 def test_cli_show_unknown_id_fails_clearly(redis_client, base_env):

@@ -11,6 +11,7 @@ from typing import Any
 import celery.worker.request
 import celery.worker.state
 import pytest
+import uvicorn.protocols.http.flow_control as flow_control
 import uvicorn.protocols.http.httptools_impl as httptools_impl
 from packaging.requirements import Requirement
 
@@ -68,6 +69,35 @@ def test_uvicorn_check_fails_when_the_request_cycle_no_longer_sets_what_the_tran
 
     monkeypatch.setattr(httptools_impl.RequestResponseCycle, "__init__", init_without_the_content_length)
     with pytest.raises(ConfigurationError, match=r"RequestResponseCycle\.expected_content_length"):
+        uvicorn_compat.check()
+
+
+@pytest.mark.parametrize("method", ["pause_reading", "resume_reading"])
+def test_uvicorn_check_fails_when_flow_control_no_longer_goes_through_the_transport(
+    monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """The pipeline limit holds reading in the transport wrapper: a flow control that stopped calling the
+    transport would bypass it."""
+
+    def flag_only(self: Any) -> None:
+        self.read_paused = method == "pause_reading"
+
+    monkeypatch.setattr(flow_control.FlowControl, method, flag_only)
+    with pytest.raises(ConfigurationError, match=rf"FlowControl\.{method} \(set or read in {method}\)"):
+        uvicorn_compat.check()
+
+
+def test_uvicorn_check_fails_when_the_request_cycle_no_longer_says_its_response_is_complete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_init = httptools_impl.RequestResponseCycle.__init__
+
+    def init_without_completion(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        self.more_body, self.response_started, self.expected_content_length = True, False, 0
+
+    monkeypatch.setattr(httptools_impl.RequestResponseCycle, "__init__", init_without_completion)
+    with pytest.raises(ConfigurationError, match=r"RequestResponseCycle\.response_complete"):
         uvicorn_compat.check()
 
 

@@ -109,3 +109,36 @@ def test_a_users_format_gets_caller_line_and_thread_through_the_buffered_handler
         [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stderr.splitlines() == ["8 user-thread MainProcess from a thread"]
+
+
+_DIRECT_PATH_SCRIPT = """
+import io, logging, sys
+from shared import logs
+from shared.settings import Settings
+logs.configure_logging(Settings(FRAMEIO_KIT_JOB_SIGNING_KEYS="k" * 40, FRAMEIO_KIT_LOG_FLUSH_INTERVAL=10), buffered=True)
+logs.protect_kit_loggers()
+stream = io.StringIO()
+logs._direct.setStream(stream)
+kit = logging.getLogger("frameio_kit.ingress")
+logs.log_info(kit, "%s %s %.1fms", "file.ready\\nforged", "enqueued", 1.25)
+kit.info("%s %s %.1fms", "file.ready\\nforged", "enqueued", 1.25)
+user = logging.Handler()
+seen = []
+user.emit = lambda record: seen.append((record.lineno, record.threadName))
+logging.getLogger().addHandler(user)
+logs.log_info(kit, "%s %s", "via", "record")
+direct, stock, _ = stream.getvalue().split("\\n", 2)
+print(direct.split(" ", 2)[2])
+print(stock.split(" ", 2)[2])
+print(seen[0][0] > 0, seen[0][1])
+"""
+
+
+def test_the_direct_info_path_writes_the_records_line_and_yields_to_a_users_handler() -> None:
+    """`log_info` skips the LogRecord only while the kit's handler is the only one; its line is the
+    record path's line, escaping included."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DIRECT_PATH_SCRIPT], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
+    ).stdout.splitlines()
+    assert out[0] == out[1] == "INFO    frameio_kit.ingress: file.ready\\nforged enqueued 1.2ms"
+    assert out[2] == "True MainThread"

@@ -91,13 +91,14 @@ def test_resuming_after_sign_in_skips_a_pending_action_of_another_user(
 ):
     url = start_ingress(OAUTH_APP, extra_env=oauth_env(ims))
     form = run_action(url, "int-shared", user="user-1")
-    run_action(url, "int-shared", user="user-2")  # same interaction, another user: replaces the pending action
+    # Same interaction, another user: refused (issue 21), and pending actions are keyed per user anyway.
+    assert run_action(url, "int-shared", user="user-2")["title"] == "Action refused"
 
     callback, _ = sign_in(url, form)  # user-1 completes their own link
 
     assert callback.status_code == 200
-    assert records("resumed") == []  # the pending action was user-2's: not run with user-1's token
-    assert "on_auth_complete skipped for interaction=int-shared" in logs(tmp_path)
+    assert [r["user"] for r in records("resumed")] == ["user-1"]  # user-1's own action, never user-2's
+    assert "on_auth_complete skipped" not in logs(tmp_path)
 
 
 def test_a_worker_or_ingress_with_the_wrong_key_refuses_to_start_and_keeps_the_records(

@@ -1,5 +1,6 @@
 """The ingress's transport wrapper (ingress/server.py): a response's head and body leave in one
-write, and nothing is held past the current turn of the loop or a close.
+write, and nothing is held past the current turn of the loop or a close; pipelined requests are parsed
+a few at a time, reading held in between.
 
 Driven through the real protocol (`LimitedHttpToolsProtocol` over uvicorn's own request cycle, fed raw
 HTTP bytes), so a uvicorn that stopped setting what the wrapper reads would fail here, not only in production.
@@ -11,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ingress.server import HeadHoldingTransport, LimitedHttpToolsProtocol
+from ingress.server import MAX_PIPELINED, PARSE_SLICE, HeadHoldingTransport, LimitedHttpToolsProtocol
 from ingress.uvicorn_compat import Config, ServerState
 
 _REQUEST = b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n"
@@ -26,6 +27,7 @@ class _Recorder(asyncio.Transport):
         super().__init__()
         self.writes: list[bytes] = []
         self.closed = False
+        self.reading = True
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
@@ -40,13 +42,13 @@ class _Recorder(asyncio.Transport):
         return default
 
     def pause_reading(self) -> None:
-        pass
+        self.reading = False
 
     def resume_reading(self) -> None:
-        pass
+        self.reading = True
 
     def is_reading(self) -> bool:
-        return True
+        return self.reading
 
 
 def _answer(status: int, body: bytes, *, before_body: Callable[[], Awaitable[None]] | None = None) -> App:
@@ -165,3 +167,37 @@ def test_closing_sends_a_held_head_first() -> None:
     assert closed
     assert len(writes) == 1
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_pipelined_requests_are_parsed_a_few_at_a_time_and_all_answered_in_order() -> None:
+    """2,000 minimal requests in one read: uvicorn alone queued all 2,000 at once."""
+    requests = b"".join(b"GET /%d HTTP/1.1\r\nhost: x\r\n\r\n" % i for i in range(2000))
+    bound = MAX_PIPELINED + PARSE_SLICE // len(b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\n") + 1
+
+    async def echo_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = scope["path"].encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def scenario() -> tuple[bytes, int, bool, bool]:
+        config = Config(app=echo_path, lifespan="off", log_config=None, access_log=False, date_header=False)
+        protocol = LimitedHttpToolsProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+        real = _Recorder()
+        protocol.connection_made(real)
+        protocol.data_received(requests)
+        peak, held_at_first = len(protocol.pipeline), not real.reading
+        for _ in range(200_000):
+            if b"".join(real.writes).endswith(b"/1999") or real.closed:
+                break
+            peak = max(peak, len(protocol.pipeline))
+            await asyncio.sleep(0)
+        reading_again = real.reading
+        protocol.connection_lost(None)
+        return b"".join(real.writes), peak, held_at_first, reading_again
+
+    written, peak, held_at_first, reading_again = asyncio.run(scenario())
+    bodies = [answer.partition(b"\r\n\r\n")[2] for answer in written.split(b"HTTP/1.1 200 OK\r\n")[1:]]
+    assert bodies == [b"/%d" % i for i in range(2000)]
+    assert peak <= bound
+    assert held_at_first
+    assert reading_again

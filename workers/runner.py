@@ -26,10 +26,11 @@ from shared.app.registry import HandlerSpec, Registry
 from shared.core.events import ActionEvent, AnyEvent, WebhookEvent
 from shared.errors import HandlerFailed, PermanentError
 from shared.jobs.contract import ENQUEUED_AT_HEADER, ActionJob, WebhookJob
-from shared.jobs.dead_letters import Attempt, Reason, printable
+from shared.jobs.dead_letters import Attempt, Reason
 from shared.jobs.publish import message_headers
 from shared.jobs.redaction import Redactor
-from shared.jobs.signing import unsigned
+from shared.jobs.signing import issued_at, unsigned
+from shared.logs import Multiline, log_info, printable
 from shared.settings import get_settings
 from workers import metrics
 from workers.runtime import WorkerRuntime
@@ -133,7 +134,15 @@ class JobRunner(Generic[J]):
     def _run(self, task: Task, kwargs: dict[str, Any]) -> None:
         task_id = str(task.request.id)
         # Before anything else: a job no ingress signed must not reach the store, a handler or a token.
-        verdict = self.runtime.signer.verify(self.kind.task_name, kwargs)
+        signer = self.runtime.signer
+        verdict = signer.verify(self.kind.task_name, kwargs)
+        if verdict == "expired":
+            self._refuse(task_id, "expired", f"signed job older than FRAMEIO_KIT_JOB_MAX_AGE ({signer.max_age} s)")
+            # Genuine, so its ledger entry is too: left there, the sweep would queue it again and again.
+            key = kwargs.get("idempotency_key")
+            if isinstance(key, str):
+                with_redis("the in-flight ledger", lambda: self.runtime.store.release(key))
+            return
         if verdict != "valid":
             self._refuse(task_id, "unsigned", f"job signature {verdict}")
             return
@@ -150,7 +159,7 @@ class JobRunner(Generic[J]):
         app = self.runtime.app
         spec = self.kind.handlers(app).get(job.handler_key)
         if spec is None:
-            self._dead_letter(job, "no_handler", f"no handler for {job.handler_key}", task_id)
+            self._dead_letter(job, "no_handler", f"no handler for {job.handler_key}", task_id, kwargs)
             return
         event = self.kind.build_event(job)
         attempt = task.request.retries + 1
@@ -160,7 +169,7 @@ class JobRunner(Generic[J]):
             tracing.annotate(**attributes)
             # The handler runs on the process loop's thread, which does not share this thread's context.
             work = tracing.in_context(tracing.context_now(), f"handle {job.handler_key}", work, attributes)
-        logger.info("started %s task=%s attempt=%d", job.ids, task_id, attempt)
+        log_info(logger, "started %s task=%s attempt=%d", job.ids, task_id, attempt)
         started = time.perf_counter()
         failure: Exception | None = None
         try:
@@ -173,15 +182,29 @@ class JobRunner(Generic[J]):
         if failure is not None:
             # Outside the except block: the retry Celery raises must not chain the original
             # exception, whose text would reach task events and Flower unscrubbed.
-            self._failed(task, spec, job, failure, attempt, started)
+            self._failed(task, spec, job, kwargs, failure, attempt, started)
             return
         with_redis("the completion marker", lambda: store.mark_done(job.idempotency_key))
         _record(job.handler_key, "done")
-        logger.info(
-            "done %s task=%s attempt=%d %.1fms", job.ids, task_id, attempt, (time.perf_counter() - started) * 1000
+        log_info(
+            logger,
+            "done %s task=%s attempt=%d %.1fms",
+            job.ids,
+            task_id,
+            attempt,
+            (time.perf_counter() - started) * 1000,
         )
 
-    def _failed(self, task: Task, spec: HandlerSpec, job: J, exc: Exception, attempt: int, started: float) -> None:
+    def _failed(
+        self,
+        task: Task,
+        spec: HandlerSpec,
+        job: J,
+        signed: dict[str, Any],
+        exc: Exception,
+        attempt: int,
+        started: float,
+    ) -> None:
         task_id = str(task.request.id)
         scrub = Redactor(job.private_values())
         record = Attempt.from_exception(exc, number=attempt, task_id=task_id, started=started, scrub=scrub)
@@ -189,14 +212,20 @@ class JobRunner(Generic[J]):
         with_redis("the attempt history", lambda: store.record_attempt(job.idempotency_key, record))
         max_retries = self.runtime.settings.max_retries if spec.max_retries is None else spec.max_retries
         permanent = isinstance(exc, PermanentError)
-        if permanent or attempt > max_retries:
-            reason: Reason = "permanent" if permanent else "exhausted"
-            logger.error("failed %s task=%s attempt=%d (%s)\n%s", job.ids, task_id, attempt, reason, record.traceback)
-            self._dead_letter(job, reason, record.error, task_id)
-            return
         delay = retry_delay(attempt - 1, spec.retry_backoff)
+        # A retry re-sends the original envelope: one that would arrive expired (a handler's own max_retries
+        # past FRAMEIO_KIT_JOB_MAX_AGE) is dead-lettered now, with its signed job, not refused on arrival.
+        issued = issued_at(signed)
+        outlived = issued is not None and time.time() + delay - issued > self.runtime.signer.max_age
+        if permanent or attempt > max_retries or outlived:
+            reason: Reason = "permanent" if permanent else "exhausted"
+            logger.error(
+                "failed %s task=%s attempt=%d (%s)\n%s", job.ids, task_id, attempt, reason, Multiline(record.traceback)
+            )
+            self._dead_letter(job, reason, record.error, task_id, signed)
+            return
         logger.warning(
-            "retrying %s task=%s attempt=%d in %.1fs\n%s", job.ids, task_id, attempt, delay, record.traceback
+            "retrying %s task=%s attempt=%d in %.1fs\n%s", job.ids, task_id, attempt, delay, Multiline(record.traceback)
         )
         _record(job.handler_key, "retried")
         try:
@@ -214,9 +243,10 @@ class JobRunner(Generic[J]):
             # Celery acks (drops) a message whose retry could not be published; keep it instead.
             raise Reject(rejected.reason, requeue=True) from None
 
-    def _dead_letter(self, job: J, reason: Reason, error: str, task_id: str) -> None:
+    def _dead_letter(self, job: J, reason: Reason, error: str, task_id: str, signed: dict[str, Any]) -> None:
+        """Store the job with `signed`, its kwargs as received: the envelope a replay re-sends unchanged."""
         store = self.runtime.store
-        letter = with_redis("the dead-letter store", lambda: store.dead_letter(job, reason, error, task_id))
+        letter = with_redis("the dead-letter store", lambda: store.dead_letter(job, reason, error, task_id, signed))
         _record(job.handler_key, "dead_lettered")
         logger.error(
             "dead-lettered %s task=%s id=%s attempts=%d: %s", job.ids, task_id, letter.id, len(letter.attempts), reason

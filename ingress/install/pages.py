@@ -61,7 +61,7 @@ def landing(options: InstallOptions, base: str, manifest: HandlerManifest) -> HT
 def accounts(options: InstallOptions, base: str, items: list[dict[str, Any]], csrf: str) -> HTMLResponse:
     rows = "".join(
         f"<li><a href='{escape(base)}/install/workspaces?{escape(urlencode({'account_id': str(a.get('id'))}))}'>"
-        f"{escape(str(a.get('name') or a.get('id')))}</a></li>"
+        f"{escape(str(a.get('display_name') or a.get('name') or a.get('id')))}</a></li>"
         for a in items
     )
     body = f"<p>Choose an account.</p><ul id='accounts'>{rows or '<li>No account you may install into.</li>'}</ul>"
@@ -69,7 +69,13 @@ def accounts(options: InstallOptions, base: str, items: list[dict[str, Any]], cs
 
 
 def workspaces(
-    options: InstallOptions, base: str, account_id: str, items: list[dict[str, Any]], installed: set[str]
+    options: InstallOptions,
+    base: str,
+    account_id: str,
+    items: list[dict[str, Any]],
+    installed: set[str],
+    *,
+    retired: bool = False,
 ) -> HTMLResponse:
     rows = "".join(
         f"<li><a href='{escape(base)}/install/status?"
@@ -77,7 +83,8 @@ def workspaces(
         f"{escape(str(w.get('name') or w.get('id')))}</a>{' (installed)' if str(w.get('id')) in installed else ''}</li>"
         for w in items
     )
-    return page(options, "Workspaces", f"<p>Choose a workspace.</p><ul id='workspaces'>{rows or '<li>None.</li>'}</ul>")
+    intro = "Installs this integration no longer serves; open one to remove it." if retired else "Choose a workspace."
+    return page(options, "Workspaces", f"<p>{intro}</p><ul id='workspaces'>{rows or '<li>None.</li>'}</ul>")
 
 
 def status(
@@ -90,10 +97,23 @@ def status(
     manifest: HandlerManifest,
     diff: InstallationDiff,
     notice: str = "",
+    retired: str = "",
 ) -> HTMLResponse:
+    """`retired` (why, when the account left `allowed_accounts`): the install can only be removed,
+    so the page offers Uninstall alone and never an install form."""
     hidden = _hidden(csrf, account_id, workspace_id)
     fields = "".join(_field(f, (record.config or {}) if record else {}) for f in options.fields)
     notice_html = f"<div class='card ok' id='message'><p>{escape(notice)}</p></div>" if notice else ""
+    if retired:
+        why = f"<div class='card error' id='retired'><p>{escape(retired)}</p></div>"
+        if record is None:
+            return page(options, "Not installed", f"{notice_html}{why}")
+        body = (
+            f"{notice_html}{why}<div class='card' id='installed'><p>Installed.</p>{_installed(record)}</div>"
+            f"<form method='post' action='{escape(base)}/install/uninstall'>{hidden}"
+            "<p><button class='danger' id='uninstall'>Uninstall</button></p></form>"
+        )
+        return page(options, "Installed", body)
     if record is None:
         body = (
             f"{notice_html}<p>Not installed in this workspace. Installing creates:</p>{_manifest(manifest)}"

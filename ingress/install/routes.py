@@ -1,6 +1,10 @@
 """The install pages: sign-in with Adobe, account and workspace choice, install, update, rotate,
-uninstall. Every account-scoped step checks the allow-list, then that the signed-in admin's own
-token lists that account and workspace; every POST checks the session's CSRF token."""
+uninstall. Every account-scoped step checks the allow-list, then, with the signed-in user's own
+token, that Frame.io lists that account and workspace for them and names them an admin or owner of
+the account, before any record is read or written; every POST checks the session's CSRF token.
+
+An account removed from `allowed_accounts` keeps one way out: its admins may still see its existing
+installs and uninstall them (its events are refused meanwhile, see `InstallSecretResolver`)."""
 
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ from starlette.routing import Route
 
 from ingress.install import pages
 from ingress.install.session import InstallSession, SessionStore, session_key
-from ingress.public_url import public_url
+from ingress.public_url import is_https, public_url
 from shared.app.registry import Registry
 from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, InstallFailed, LockUnavailable
-from shared.install.api import FrameioAdminApi
+from shared.install.api import FrameioAdminApi, is_account_admin
 from shared.install.models import compute_diff
 from shared.install.operations import Installer
 from shared.install.options import InstallOptions
@@ -73,11 +77,16 @@ def _context(request: Request) -> _Ctx:
     if options is None or app.oauth is None:
         raise _PageError("Not found", "Install is not enabled for this integration.", 404)
     manager = app.token_manager
+    configured = options.base_url or app.oauth.base_url
     if state.install_sessions is None:
         state.install_sessions = SessionStore(
-            app.install_store.redis, manager.cipher, session_key(state.settings), options.session_ttl
+            app.install_store.redis,
+            manager.cipher,
+            session_key(state.settings),
+            options.session_ttl,
+            secure=is_https(configured),
         )
-    base = public_url(options.base_url or app.oauth.base_url, request)
+    base = public_url(configured, request)
     return _Ctx(app, options, state.settings, manager, state.install_sessions, base)
 
 
@@ -129,20 +138,40 @@ async def _form(request: Request, session: InstallSession) -> dict[str, str]:
     return form
 
 
-async def _check_scope(ctx: _Ctx, session: InstallSession, account_id: str, workspace_id: str | None) -> None:
-    """The allow-list first, then the admin's own view: an account or workspace their token does
-    not list is refused before any record is read or written."""
+async def _check_scope(
+    ctx: _Ctx, session: InstallSession, account_id: str, workspace_id: str | None, *, retired_ok: bool = False
+) -> bool:
+    """The allow-list first, then the user's own view: an account or workspace their token does not
+    list, or an account Frame.io does not name them admin or owner of, is refused before any record
+    is read or written. Answers whether the account is retired (outside `allowed_accounts`): only
+    callers passing `retired_ok` (seeing and removing an existing install) get that far."""
     bad_workspace = workspace_id is not None and (not workspace_id or len(workspace_id) > 200)
     if not account_id or len(account_id) > 200 or bad_workspace:
         raise _PageError("Bad request", "An account and workspace must be chosen.", 400)
-    if not ctx.options.account_allowed(account_id):
+    retired = not ctx.options.account_allowed(account_id)
+    if retired and not retired_ok:
         logger.warning("install refused: account %s is not in allowed_accounts (user %s)", account_id, session.user_id)
         raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
     api = _api(ctx, session)
-    if account_id not in {str(a.get("id")) for a in await api.accounts()}:
+    account = next((a for a in await api.accounts() if str(a.get("id")) == account_id), None)
+    if account is None:
         raise _PageError("Not allowed", "Your Adobe account has no access to this Frame.io account.", 403)
+    if not is_account_admin(account):
+        logger.warning("install refused: user %s is not an admin of account %s", session.user_id, account_id)
+        raise _PageError("Not allowed", _NOT_ADMIN, 403)
     if workspace_id is not None and workspace_id not in {str(w.get("id")) for w in await api.workspaces(account_id)}:
         raise _PageError("Not allowed", "Your Adobe account has no access to this workspace.", 403)
+    return retired
+
+
+_NOT_ADMIN = "Only an admin or the owner of this Frame.io account can install, change or remove this integration."
+_RETIRED = "This integration no longer serves this account: its existing installs can only be removed."
+
+
+async def _existing_or_refuse(ctx: _Ctx, account_id: str, workspace_id: str) -> None:
+    """A retired account's page or uninstall needs an install to remove; anything else is refused."""
+    if await ctx.app.install_store.get(account_id, workspace_id) is None:
+        raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -152,7 +181,11 @@ async def _index(request: Request, ctx: _Ctx) -> Response:
     session = await ctx.sessions.load(request)
     if session is None:
         return pages.landing(ctx.options, ctx.base, ctx.app.build_manifest())
-    items = [a for a in await _api(ctx, session).accounts() if ctx.options.account_allowed(str(a.get("id")))]
+    items = [
+        a
+        for a in await _api(ctx, session).accounts()
+        if ctx.options.account_allowed(str(a.get("id"))) and is_account_admin(a)
+    ]
     return pages.accounts(ctx.options, ctx.base, items, session.csrf)
 
 
@@ -160,7 +193,7 @@ async def _login(request: Request, ctx: _Ctx) -> Response:
     verifier = new_verifier()
     challenge = challenge_for(verifier)
     response = RedirectResponse("", status_code=302, headers={"Cache-Control": "no-store"})
-    state = await ctx.sessions.begin_sign_in(response, request, verifier, _cookie_path(ctx))
+    state = ctx.sessions.begin_sign_in(response, verifier, _cookie_path(ctx))
     assert ctx.app.oauth is not None  # noqa: S101 - _context checked it
     response.headers["location"] = ctx.manager.ims.authorize_url(
         redirect_uri=f"{ctx.base}/install/callback", scopes=ctx.app.oauth.scopes, state=state, code_challenge=challenge
@@ -175,11 +208,11 @@ async def _callback(request: Request, ctx: _Ctx) -> Response:
     code, state = params.get("code"), params.get("state")
     if not code or not state:
         raise _PageError("Sign-in failed", "The sign-in answer is missing its code or state.", 400)
-    verifier = await ctx.sessions.finish_sign_in(request, state)
-    if verifier is None:
-        raise _PageError("Sign-in failed", "This sign-in expired or began in another browser. Sign in again.", 400)
+    pending = await ctx.sessions.pending_sign_in(request, state)
+    if pending is None:
+        raise _PageError("Sign-in failed", _STALE_SIGN_IN, 400)
     try:
-        payload = await ctx.manager.ims.exchange_code(code, verifier, f"{ctx.base}/install/callback")
+        payload = await ctx.manager.ims.exchange_code(code, pending.verifier, f"{ctx.base}/install/callback")
     except GrantRejected:
         raise _PageError("Sign-in failed", "Adobe did not accept this sign-in. Sign in again.", 400) from None
     except IdentityProviderUnavailable:
@@ -187,34 +220,59 @@ async def _callback(request: Request, ctx: _Ctx) -> Response:
     token = str(payload["access_token"])
     user_id = await FrameioAdminApi(token, ctx.manager.http, ctx.settings.api_url).me()
     response = RedirectResponse(f"{ctx.base}/install", status_code=303, headers={"Cache-Control": "no-store"})
-    await ctx.sessions.create(response, request, user_id, token, _cookie_path(ctx))
+    if not await ctx.sessions.complete_sign_in(response, pending, _cookie_path(ctx)):
+        raise _PageError("Sign-in failed", _STALE_SIGN_IN, 400)
+    await ctx.sessions.create(response, user_id, token, _cookie_path(ctx))
     logger.info("install session started for user %s", user_id)
     return response
+
+
+_STALE_SIGN_IN = "This sign-in expired, was already used or began in another browser. Sign in again."
 
 
 async def _workspaces(request: Request, ctx: _Ctx) -> Response:
     session = await _session(request, ctx)
     account_id = request.query_params.get("account_id", "")
-    await _check_scope(ctx, session, account_id, None)
+    retired = await _check_scope(ctx, session, account_id, None, retired_ok=True)
     items = await _api(ctx, session).workspaces(account_id)
     store = ctx.app.install_store
     installed = {str(w.get("id")) for w in items if await store.get(account_id, str(w.get("id"))) is not None}
-    return pages.workspaces(ctx.options, ctx.base, account_id, items, installed)
+    if retired:
+        items = [w for w in items if str(w.get("id")) in installed]
+        if not items:
+            raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
+    return pages.workspaces(ctx.options, ctx.base, account_id, items, installed, retired=retired)
 
 
 async def _status(
-    request: Request, ctx: _Ctx, notice: str = "", account_id: str = "", workspace_id: str = ""
+    request: Request,
+    ctx: _Ctx,
+    notice: str = "",
+    account_id: str = "",
+    workspace_id: str = "",
+    retired: bool = False,
 ) -> Response:
     session = await _session(request, ctx)
     if not account_id:
         account_id = request.query_params.get("account_id", "")
         workspace_id = request.query_params.get("workspace_id", "")
-        await _check_scope(ctx, session, account_id, workspace_id)
+        retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=True)
+        if retired:
+            await _existing_or_refuse(ctx, account_id, workspace_id)
     record = await ctx.app.install_store.get(account_id, workspace_id)
     manifest = ctx.app.build_manifest()
     diff = compute_diff(manifest, record, _event_url(ctx))
     return pages.status(
-        ctx.options, ctx.base, session.csrf, account_id, workspace_id, record, manifest, diff, notice=notice
+        ctx.options,
+        ctx.base,
+        session.csrf,
+        account_id,
+        workspace_id,
+        record,
+        manifest,
+        diff,
+        notice=notice,
+        retired=_RETIRED if retired else "",
     )
 
 
@@ -255,7 +313,9 @@ async def _change(
     session = await _session(request, ctx)
     form = await _form(request, session)
     account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
-    await _check_scope(ctx, session, account_id, workspace_id)
+    retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=operation == "uninstall")
+    if retired:
+        await _existing_or_refuse(ctx, account_id, workspace_id)
     installer = _installer(ctx, session)
     change = installer.rotate if operation == "rotate" else installer.uninstall
     try:
@@ -263,7 +323,7 @@ async def _change(
     except InstallFailed as exc:
         return pages.message(ctx.options, failed, exc.public_message, 502, back=_status_url(ctx, form))
     _invalidate(ctx, account_id, workspace_id)
-    return await _status(request, ctx, notice, account_id, workspace_id)
+    return await _status(request, ctx, notice, account_id, workspace_id, retired)
 
 
 async def _logout(request: Request, ctx: _Ctx) -> Response:

@@ -1,8 +1,13 @@
-"""Install-page sessions: a signed cookie naming a server-side session sealed in Redis.
+"""Install-page sessions: a signed cookie naming a server-side session sealed in Redis, and the
+pending sign-in carried whole by the browser.
 
-The cookie holds only a random id and its HMAC (FRAMEIO_KIT_SESSION_SECRET), is HttpOnly,
-SameSite=Lax and Secure under https; the admin's Frame.io token stays in Redis, sealed with the
-token store's keys. Each session has a CSRF token every POST form must echo.
+The session cookie holds only a random id and its HMAC (FRAMEIO_KIT_SESSION_SECRET), is HttpOnly,
+SameSite=Lax and Secure when the configured base URL is https; the admin's Frame.io token stays in
+Redis, sealed with the token store's keys. Each session has a CSRF token every POST form must echo.
+
+A sign-in that has not come back yet stores nothing server-side: its PKCE verifier, the state's
+hash and its start time travel in the state cookie, sealed (the verifier stays secret) and signed.
+Only a sign-in Adobe completed leaves a marker in Redis, so its callback cannot be replayed.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -27,6 +33,8 @@ logger = logging.getLogger("frameio_kit.install")
 SESSION_COOKIE = "frameio_kit_install"
 STATE_COOKIE = "frameio_kit_install_state"
 STATE_TTL = 600
+STATE_COOKIE_MAX = 1024
+"""A sealed verifier, state hash and time come to ~400 characters; anything much longer is not ours."""
 
 _dev_secret: bytes | None = None
 
@@ -49,8 +57,8 @@ def sign(key: bytes, value: str) -> str:
     return f"{value}.{hmac_b64url(key, value.encode('ascii'))}"
 
 
-def unsign(key: bytes, signed: str | None) -> str | None:
-    if not signed or len(signed) > 512 or not signed.isascii():
+def unsign(key: bytes, signed: str | None, limit: int = 512) -> str | None:
+    if not signed or len(signed) > limit or not signed.isascii():
         return None
     value, _, _mac = signed.rpartition(".")
     return value if value and same(sign(key, value), signed) else None
@@ -73,14 +81,27 @@ class InstallSession:
         return bool(sent) and same(self.csrf.encode(), str(sent).encode())
 
 
-class SessionStore:
-    """Sessions and pending sign-ins in Redis, sealed; cookies set with the right attributes."""
+@dataclass(frozen=True)
+class PendingSignIn:
+    """A sign-in this browser started: the verifier for the code exchange, the state it was sent with."""
 
-    def __init__(self, redis: object, cipher: TokenCipher, key: bytes, ttl: int) -> None:
+    state: str
+    verifier: str
+
+
+class SessionStore:
+    """Sessions sealed in Redis, pending sign-ins sealed in a cookie; cookies set with the right attributes.
+
+    `secure`: whether the public base URL is https. The Secure flag follows it, never a request
+    header a client or a misconfigured proxy chooses (X-Forwarded-Proto).
+    """
+
+    def __init__(self, redis: object, cipher: TokenCipher, key: bytes, ttl: int, *, secure: bool) -> None:
         self._redis = redis
         self._cipher = cipher
         self._key = key
         self.ttl = ttl
+        self.secure = secure
 
     async def load(self, request: Request) -> InstallSession | None:
         session_id = unsign(self._key, request.cookies.get(SESSION_COOKIE))
@@ -95,47 +116,56 @@ class SessionStore:
         except (TokenUnreadable, ValueError, KeyError):
             return None
 
-    async def create(self, response: Response, request: Request, user_id: str, access_token: str, path: str) -> None:
+    async def create(self, response: Response, user_id: str, access_token: str, path: str) -> None:
         session_id = secrets.token_urlsafe(32)
         record = orjson.dumps({"u": user_id, "t": access_token, "c": secrets.token_urlsafe(32)})
         await self._redis.set(  # type: ignore[attr-defined]
             redis_keys.install_session_key(digest(session_id)), self._cipher.encrypt(record), ex=self.ttl
         )
-        self._cookie(response, request, SESSION_COOKIE, sign(self._key, session_id), self.ttl, path)
+        self._cookie(response, SESSION_COOKIE, sign(self._key, session_id), self.ttl, path)
 
     async def end(self, session: InstallSession, response: Response, path: str) -> None:
         await self._redis.delete(redis_keys.install_session_key(digest(session.session_id)))  # type: ignore[attr-defined]
-        response.delete_cookie(SESSION_COOKIE, path=path)
+        self._forget(response, SESSION_COOKIE, path)
 
-    async def begin_sign_in(self, response: Response, request: Request, verifier: str, path: str) -> str:
-        """A new sign-in's state: its verifier sealed in Redis, the state bound to this browser by a cookie."""
+    def begin_sign_in(self, response: Response, verifier: str, path: str) -> str:
+        """A new sign-in's state. Nothing is stored: the verifier is sealed into the state cookie, which
+        also binds the state to this browser (a visitor can start any number of sign-ins for free)."""
         state = secrets.token_urlsafe(32)
-        await self._redis.set(  # type: ignore[attr-defined]
-            redis_keys.install_state_key(digest(state)), self._cipher.encrypt(verifier.encode()), ex=STATE_TTL
-        )
-        self._cookie(response, request, STATE_COOKIE, sign(self._key, digest(state)), STATE_TTL, path)
+        payload = orjson.dumps({"s": digest(state), "v": verifier, "t": int(time.time())})
+        sealed = self._cipher.encrypt(payload).decode("ascii").rstrip("=")  # '=' would be quoted in a cookie
+        self._cookie(response, STATE_COOKIE, sign(self._key, sealed), STATE_TTL, path)
         return state
 
-    async def finish_sign_in(self, request: Request, state: str) -> str | None:
-        """The verifier of `state` if this browser started it; single use."""
-        if unsign(self._key, request.cookies.get(STATE_COOKIE)) != digest(state):
-            return None
-        sealed = await self._redis.getdel(redis_keys.install_state_key(digest(state)))  # type: ignore[attr-defined]
-        if sealed is None:
+    async def pending_sign_in(self, request: Request, state: str) -> PendingSignIn | None:
+        """The sign-in `state` names if this browser started it less than STATE_TTL ago and its
+        callback has not completed before (replays are refused before Adobe is asked again)."""
+        sealed = unsign(self._key, request.cookies.get(STATE_COOKIE), STATE_COOKIE_MAX)
+        if sealed is None or len(state) > 256:
             return None
         try:
-            return self._cipher.decrypt(sealed).decode()
-        except TokenUnreadable:
+            data = orjson.loads(self._cipher.decrypt((sealed + "=" * (-len(sealed) % 4)).encode("ascii")))
+            state_hash, verifier, started = str(data["s"]), str(data["v"]), int(data["t"])
+        except (TokenUnreadable, ValueError, KeyError, TypeError):
             return None
+        age = time.time() - started
+        if not same(state_hash, digest(state)) or not -60 <= age <= STATE_TTL:
+            return None
+        if await self._redis.exists(redis_keys.install_state_key(state_hash)):  # type: ignore[attr-defined]
+            return None
+        return PendingSignIn(state, verifier)
 
-    @staticmethod
-    def _cookie(response: Response, request: Request, name: str, value: str, ttl: int, path: str) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=ttl,
-            path=path,
-            httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https",
+    async def complete_sign_in(self, response: Response, pending: PendingSignIn, path: str) -> bool:
+        """Marks the state used (False: a concurrent callback got there first). Written only after
+        Adobe accepted the code, so failed or forged callbacks store nothing either."""
+        first = await self._redis.set(  # type: ignore[attr-defined]
+            redis_keys.install_state_key(digest(pending.state)), b"1", nx=True, ex=STATE_TTL + 60
         )
+        self._forget(response, STATE_COOKIE, path)
+        return bool(first)
+
+    def _cookie(self, response: Response, name: str, value: str, ttl: int, path: str) -> None:
+        response.set_cookie(name, value, max_age=ttl, path=path, httponly=True, samesite="lax", secure=self.secure)
+
+    def _forget(self, response: Response, name: str, path: str) -> None:
+        response.delete_cookie(name, path=path, httponly=True, samesite="lax", secure=self.secure)

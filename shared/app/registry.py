@@ -10,17 +10,27 @@ from __future__ import annotations
 import asyncio
 import inspect
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 from shared.context import bind_event_account, bind_install_config, reset_event_account, reset_install_config
-from shared.core.events import ActionEvent, AnyEvent, ResourceType, WebhookEvent
+from shared.core.events import (
+    Account,
+    ActionEvent,
+    AnyEvent,
+    Resource,
+    ResourceType,
+    User,
+    WebhookEvent,
+    Workspace,
+)
 from shared.core.middleware import Middleware, NextFunc, build_chain
 from shared.core.ui import AnyResponse, Message
 from shared.errors import ConfigurationError, SecretResolutionError
 from shared.install.models import ActionManifestEntry, HandlerManifest, InstallField, validate_install_fields
 from shared.install.options import InstallOptions
+from shared.logs import protect_kit_loggers
 from shared.oauth.config import OAuthConfig
 from shared.settings import SigningSecrets, get_settings
 
@@ -114,6 +124,7 @@ class Registry:
         description: str = "",
         logo_url: str | None = None,
     ) -> None:
+        protect_kit_loggers()  # every process that runs an App escapes request values in the kit's log lines
         self._token = token
         self._middleware: list[Middleware] = list(middleware or [])
         self._oauth = oauth
@@ -157,7 +168,9 @@ class Registry:
         from shared.install.resolver import InstallSecretResolver
 
         self._install = options
-        self._install_resolver = InstallSecretResolver(lambda: self.install_store, settings.install_cache_ttl)
+        self._install_resolver = InstallSecretResolver(
+            lambda: self.install_store, settings.install_cache_ttl, options.account_allowed
+        )
         if self._secret_resolver is None:
             self._secret_resolver = self._install_resolver
 
@@ -321,9 +334,20 @@ class Registry:
 
     async def resolve_secret(self, spec: HandlerSpec, event: AnyEvent) -> str:
         """Secret precedence: explicit string, decorator resolver, app resolver, environment (the
-        last two settled at decoration). A resolver that raises or answers a blank secret is a
-        server fault: `SecretResolutionError` (503), whose message names the handler and the
-        exception's type and place, never its text (a resolver's error may carry credentials)."""
+        last two settled at decoration). A resolver that raises or answers something other than a
+        string is a server fault: `SecretResolutionError` (503), whose message names the handler and
+        the exception's type and place, never its text (a resolver's error may carry credentials).
+        A blank answer or None raises it here too (there is no secret to return); the ingress asks
+        `resolve_secrets`, where it means an account the resolver does not know (401)."""
+        secret = await self._resolver_answer(spec, event)
+        if secret is None:
+            raise SecretResolutionError(
+                spec.event_type, f"secret resolver of {_describe(spec.func)} answered an empty secret"
+            )
+        return secret
+
+    async def _resolver_answer(self, spec: HandlerSpec, event: AnyEvent) -> str | None:
+        """The secret, or None when the resolver answered blank or None ("no secret for this event")."""
         if isinstance(spec.secret, str):
             return spec.secret
         resolver: Callable[[Any], Awaitable[str]] | None = spec.secret
@@ -334,23 +358,61 @@ class Registry:
         if resolver is None:
             raise SecretResolutionError(spec.event_type, f"no signing secret configured for {handler}")
         try:
-            secret = await resolver(event)
+            secret: object = await resolver(event)  # typed `str`, but integrations answer None too
         except Exception as exc:
             raise SecretResolutionError(
                 spec.event_type, f"secret resolver of {handler} raised {type(exc).__name__}{_where(exc)}"
             ) from None
-        if not isinstance(secret, str) or not secret.strip():
-            raise SecretResolutionError(spec.event_type, f"secret resolver of {handler} answered an empty secret")
+        if secret is None or (isinstance(secret, str) and not secret.strip()):
+            return None  # blank is never a key: the usual answer for an account the resolver does not know
+        if not isinstance(secret, str):
+            raise SecretResolutionError(
+                spec.event_type, f"secret resolver of {handler} answered a {type(secret).__name__}, not a string"
+            )
         return secret
 
     async def resolve_secrets(self, spec: HandlerSpec, event: AnyEvent) -> tuple[str, ...]:
         """Every secret that may have signed `event`: one, or under `install=True` the install record's
         current secret and replaced ones still in their grace period; () when its workspace has no
-        install (the request is then refused with 401)."""
+        install or the resolver answered blank or None (the request is then refused with 401)."""
         installed = self._install_resolver
-        if spec.secret is None and installed is not None and self._secret_resolver is installed:
+        if installed is not None and self._from_install_records(spec):
             return await installed.secrets_for(event)
-        return (await self.resolve_secret(spec, event),)
+        secret = await self._resolver_answer(spec, event)
+        return () if secret is None else (secret,)
+
+    def secret_probe(self, spec: HandlerSpec, payload: Mapping[str, Any]) -> AnyEvent | None:
+        """`spec`'s event reduced to the ids that pick its secrets (type, account, workspace, action
+        id), read from the parsed body without validating it, when install records are the source:
+        their resolver reads nothing else, so the ingress checks the signature before validating the
+        body. None when a resolver of the integration's own decides: it is promised the whole event.
+
+        The ids are those validation would give (strings, else ""); the ingress still compares them
+        with the validated event's and refuses a difference."""
+        if not self._from_install_records(spec):
+            return None
+        workspace = Workspace.model_construct(id=_id_in(payload.get("workspace")))
+        if spec.kind == "webhook":
+            account = Account.model_construct(id=_id_in(payload.get("account")))
+            # Only the ids that pick the secret; the rest is left blank, never read from the unsigned body.
+            return WebhookEvent.model_construct(
+                type=spec.event_type,
+                account=account,
+                workspace=workspace,
+                resource=Resource.model_construct(id="", type=""),
+                user=User.model_construct(id=""),
+            )
+        return ActionEvent.model_construct(
+            type=spec.event_type,
+            interaction_id="",
+            account_id=_text(payload.get("account_id")),
+            action_id=_text(payload.get("action_id")),
+            workspace=workspace,
+        )
+
+    def _from_install_records(self, spec: HandlerSpec) -> bool:
+        installed = self._install_resolver
+        return spec.secret is None and installed is not None and self._secret_resolver is installed
 
     async def run(self, spec: HandlerSpec, event: AnyEvent) -> AnyResponse:
         """Run the handler through the middleware chain, with the event's install config bound
@@ -513,6 +575,15 @@ def _resource_types(event_type: str, resource_type: str | Sequence[str] | None) 
             f"expected {', '.join(get_args(ResourceType))}"
         )
     return types
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _id_in(value: Any) -> str:
+    """`value["id"]` of a JSON object, "" when it is not an object with a string id."""
+    return _text(value.get("id")) if isinstance(value, dict) else ""
 
 
 def _describe(func: Callable[..., Any]) -> str:

@@ -16,6 +16,18 @@ from shared.errors import FrameioApiError
 
 DEFAULT_API_URL = "https://api.frame.io"
 MAX_PAGES = 50
+ADMIN_ROLES = frozenset({"admin", "owner"})
+"""Account roles that may create webhooks and custom actions in Frame.io (members, reviewers may not)."""
+
+
+def is_account_admin(account: dict[str, Any]) -> bool:
+    """Whether an entry of `GET /v4/accounts` says the signed-in user administers that account.
+
+    Frame.io V4 lists the current user's own role(s) in each account as `roles` (`admin`, `member`,
+    `owner`; SDK `Account.roles`). Anything else (absent, not a list) counts as no admin right.
+    """
+    roles = account.get("roles")
+    return isinstance(roles, list) and any(str(role) in ADMIN_ROLES for role in roles)
 
 
 class FrameioAdminApi:
@@ -69,6 +81,7 @@ class FrameioAdminApi:
         return str(data["id"])
 
     async def accounts(self) -> list[dict[str, Any]]:
+        """The signed-in user's accounts, each with their own `roles` in it (see `is_account_admin`)."""
         return await self._list("listing accounts", "/v4/accounts")
 
     async def workspaces(self, account_id: str) -> list[dict[str, Any]]:

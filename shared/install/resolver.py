@@ -4,6 +4,9 @@ Records are cached in-process for FRAMEIO_KIT_INSTALL_CACHE_TTL seconds (absent 
 unsigned junk costs no Redis round trip), already decrypted, so the hot path neither reads Redis
 nor decrypts per request. A change to a record is announced on a pub/sub channel and drops the
 cached copy in every process at once; the TTL bounds staleness if that message is lost.
+
+An account outside `allowed_accounts` gets no secret even when a record remains: removing it from
+the list stops serving it at once (401), while its admins may still uninstall on /install.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ class InstallSecretResolver:
     """The App's secret resolver under `install=True`; `secrets_for` also answers replaced secrets
     still inside their grace period (rolling secrets)."""
 
-    def __init__(self, store: Callable[[], InstallationStore], ttl: float) -> None:
+    def __init__(
+        self, store: Callable[[], InstallationStore], ttl: float, allowed: Callable[[str], bool] | None = None
+    ) -> None:
         self._store = store
         self._ttl = ttl
+        self._allowed = allowed
         self._records: dict[tuple[str, str], _Entry] = {}
         self._actions: dict[str, tuple[float, tuple[str, str] | None]] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -54,12 +60,12 @@ class InstallSecretResolver:
 
     async def secrets_for(self, event: WebhookEvent | ActionEvent) -> tuple[str, ...]:
         """The current secret, then unexpired previous ones; () when the event's workspace has no
-        install or the install has nothing for this event (answered 401)."""
+        install, its account is no longer allowed, or the install has nothing for this event (answered 401)."""
         try:
             record = await self.record_for(event)
         except RedisError as exc:
             raise SecretResolutionError(event.type, f"install record unreadable ({type(exc).__name__})") from None
-        if record is None:
+        if record is None or (self._allowed is not None and not self._allowed(record.account_id)):
             return ()
         now = time.time()
         if isinstance(event, ActionEvent):

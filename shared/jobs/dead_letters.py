@@ -1,5 +1,9 @@
 """The dead-letter store: jobs of every kind (webhooks, action jobs) whose handler gave up, with their
-error and attempt history, and the ids of refused jobs (unsigned or malformed: never their content).
+error and attempt history, and the ids of refused jobs (unsigned, expired or malformed: never their content).
+
+A dead letter keeps the signed job exactly as the worker received it (kwargs, issued-at, signature). A replay
+re-sends that envelope unchanged, and only when it verifies with the configured keys and has not expired:
+anyone who can write to Redis can write a dead letter, and the replay command must not sign for them.
 
 Bounded (FRAMEIO_KIT_DEAD_LETTER_MAX entries, oldest dropped first) and kept for
 FRAMEIO_KIT_DEAD_LETTER_RETENTION seconds. Also owns the per-job attempt history and completion marker,
@@ -18,10 +22,13 @@ from importlib import resources
 from typing import Any, Literal
 
 import redis
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 from redis.commands.core import Script
 
+from shared.errors import ReplayRefused
 from shared.jobs.contract import HANDLE_WEBHOOK, JOB_MODELS, ActionJob, AnyJob, WebhookJob
+from shared.jobs.signing import JobSigner, issued_at, unsigned
+from shared.logs import printable
 from shared.redis_client import sync_client
 from shared.redis_direct import SyncScriptCaller
 from shared.redis_keys import (
@@ -34,9 +41,10 @@ from shared.redis_keys import (
 )
 from shared.settings import Settings
 
-Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "malformed"]
-REFUSED: frozenset[Reason] = frozenset({"unsigned", "malformed"})
-"""Reasons of jobs that were never run: no ingress signed them (or they do not parse). Never replayed."""
+Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "expired", "malformed"]
+REFUSED: frozenset[Reason] = frozenset({"unsigned", "expired", "malformed"})
+"""Reasons of jobs that were never run: no ingress signed them, their signature expired, or they do not
+parse. Never replayed."""
 _TRACEBACK_CHARS = 4000
 
 # One script call per task on each side of the handler (begin.lua, complete.lua): a round trip
@@ -80,7 +88,10 @@ class Attempt(BaseModel):
 class DeadLetter(BaseModel):
     """A dead-lettered job: enough to inspect it and to queue it again to the task it came from.
 
-    A refused job (reason in REFUSED) keeps only its task name and task id, never its content.
+    `signed` is the job's kwargs as the worker received them, envelope included: what a replay sends.
+    `job` is read from it (stored on its own only by versions before the envelope was kept, which
+    therefore cannot be replayed). A refused job (reason in REFUSED) keeps only its task name and
+    task id, never its content.
     """
 
     id: str
@@ -91,19 +102,65 @@ class DeadLetter(BaseModel):
     dead_lettered_at: float
     attempts: list[Attempt]
     job: WebhookJob | ActionJob | None = None
+    signed: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _job_of_its_task(cls, data: Any) -> Any:
         # Both job models ignore unknown fields, so the task name, not the shape, says which one it is.
-        if isinstance(data, dict) and isinstance(data.get("job"), dict):
-            model = JOB_MODELS.get(str(data.get("task", HANDLE_WEBHOOK)), WebhookJob)
+        if not isinstance(data, dict):
+            return data
+        model = JOB_MODELS.get(str(data.get("task", HANDLE_WEBHOOK)), WebhookJob)
+        if isinstance(data.get("signed"), dict) and data.get("job") is None:
+            data = {**data, "job": model.model_validate(unsigned(data["signed"]))}
+        elif isinstance(data.get("job"), dict):
             data = {**data, "job": model.model_validate(data["job"])}
         return data
 
     @property
     def replayable(self) -> bool:
+        """Worth offering for replay: a job that ran and failed (whether it verifies is `replay_check`'s call)."""
         return self.job is not None and self.reason not in REFUSED
+
+    @property
+    def issued_at(self) -> int | None:
+        """When the ingress signed the stored job (Unix seconds), if a signed job is stored."""
+        return issued_at(self.signed) if self.signed is not None else None
+
+    def replay_check(self, signer: JobSigner, now: float | None = None) -> str | None:
+        """Why this dead letter must not be replayed, or None when its stored signed job verifies."""
+        if self.reason in REFUSED or self.job is None:
+            return f"the workers refused it ({self.reason}) and kept no job"
+        if self.task not in JOB_MODELS:
+            return f"its task {self.task!r} is not one a replay can queue"
+        if self.signed is None:
+            return (
+                "it holds no signed job (dead-lettered by an older frameio-kit, or not by a worker), so it "
+                "cannot be verified and is not replayed"
+            )
+        verdict = signer.verify(self.task, self.signed, now)
+        if verdict == "expired":
+            return (
+                f"its signed job is older than FRAMEIO_KIT_JOB_MAX_AGE ({signer.max_age} s): workers would refuse "
+                "it; to replay it, raise FRAMEIO_KIT_JOB_MAX_AGE for the workers and this command"
+            )
+        if verdict != "valid":
+            return (
+                f"its signed job does not verify with FRAMEIO_KIT_JOB_SIGNING_KEYS (signature {verdict}): not "
+                "written by a worker, or signed with a retired key (add that key back to the list of the workers "
+                "and this command to replay it)"
+            )
+        return None
+
+    def stored_json(self) -> str:
+        """What the store keeps: the signed job once (the job is read back from it), not twice."""
+        return self.model_dump_json(exclude={"job"} if self.signed is not None else None)
+
+    def shown(self) -> dict[str, Any]:
+        """The form `dead-letters show` prints: the job and its issued-at, not the envelope's signature."""
+        data = self.model_dump(mode="json", exclude={"signed"})
+        data["signed_job"] = {"stored": self.signed is not None, "issued_at": self.issued_at}
+        return data
 
     @property
     def summary(self) -> str:
@@ -111,12 +168,6 @@ class DeadLetter(BaseModel):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.dead_lettered_at))
         what = self.job.ids if self.job is not None else f"{self.task} task={self.task_id}"
         return printable(f"{self.id}  {stamp}  {what}  attempts={len(self.attempts)}  {self.reason}: {self.error}")
-
-
-def printable(text: str) -> str:
-    """`text` with control and other non-printable characters shown as escapes: ids and error
-    texts come from outside and must not drive the operator's terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -213,8 +264,11 @@ class DeadLetterStore:
 
     # -- dead letters -----------------------------------------------------------------------
 
-    def dead_letter(self, job: AnyJob, reason: Reason, error: str, task_id: str = "") -> DeadLetter:
-        """Move `job` and its attempt history into the store."""
+    def dead_letter(
+        self, job: AnyJob, reason: Reason, error: str, task_id: str = "", signed: dict[str, Any] | None = None
+    ) -> DeadLetter:
+        """Move `job` and its attempt history into the store, with `signed`: the kwargs exactly as the
+        worker received and verified them (what a replay re-sends)."""
         letter = DeadLetter(
             id=dead_letter_id(job.idempotency_key),
             task=job.task_name,
@@ -224,9 +278,10 @@ class DeadLetterStore:
             dead_lettered_at=time.time(),
             attempts=self.attempts(job.idempotency_key),
             job=job,
+            signed=signed,
         )
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(dead_letter_key(letter.id), letter.model_dump_json(), ex=self._retention)
+        pipe.set(dead_letter_key(letter.id), letter.stored_json(), ex=self._retention)
         pipe.zadd(dead_letter_index_key(), {letter.id: letter.dead_lettered_at})
         # Stored before the queue side lets go of it: a crash in between leaves the event in the ledger,
         # which runs it again (and dead-letters it again under the same id), never loses it.
@@ -248,7 +303,7 @@ class DeadLetterStore:
         pipe.zrem(ledger_due_key(), idempotency_key)
 
     def refused(self, task: str, task_id: str, reason: Reason, error: str) -> DeadLetter:
-        """Record a job that was not run (unsigned, malformed): its task name and task id only."""
+        """Record a job that was not run (unsigned, expired, malformed): its task name and task id only."""
         task_id = task_id[:64]
         letter = DeadLetter(
             id=hashlib.sha256(f"{task}\n{task_id}".encode()).hexdigest()[:16],
@@ -292,7 +347,20 @@ class DeadLetterStore:
 
     def _load(self, letter_id: str) -> DeadLetter | None:
         raw = self._redis.get(dead_letter_key(letter_id))
-        return DeadLetter.model_validate_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return DeadLetter.model_validate_json(raw)
+        except ValidationError:
+            # Written by something other than a worker: listed (so it can be seen and purged), never replayed.
+            return DeadLetter(
+                id=letter_id[:64],
+                task="-",
+                reason="malformed",
+                error="stored dead letter does not parse",
+                dead_lettered_at=0.0,
+                attempts=[],
+            )
 
     def get(self, id_or_prefix: str) -> DeadLetter | None:
         """By id, or by a prefix that matches exactly one id."""
@@ -303,17 +371,22 @@ class DeadLetterStore:
         matches = [i for i in ids if i.startswith(id_or_prefix)]
         return self._load(matches[0]) if len(matches) == 1 else None
 
-    def replay(self, letter: DeadLetter, send: Callable[[AnyJob], str]) -> str:
-        """Queue the job again with a fresh attempt count, then drop it from the store.
+    def replay(self, letter: DeadLetter, signer: JobSigner, send: Callable[[str, dict[str, Any], AnyJob], str]) -> str:
+        """Queue the stored signed job again, unchanged, with a fresh attempt count, then drop the letter.
 
+        Raises ReplayRefused, sending nothing, unless the signed job verifies with `signer` (the keys
+        of FRAMEIO_KIT_JOB_SIGNING_KEYS) and is within its max age: the replay never signs anything.
         Sent before it is removed: a crash in between leaves it here, and replaying it twice is
-        harmless once it has completed (the completion marker skips the second run). A refused
-        job is never replayed: no ingress accepted it.
+        harmless once it has completed (the completion marker skips the second run). A dead-lettered
+        event has no completion marker (only a completed run writes one), so the replay runs.
         """
-        if letter.job is None or not letter.replayable:
-            raise ValueError(f"dead letter {letter.id} was refused ({letter.reason}) and cannot be replayed")
-        self._queue.delete(attempts_key(letter.job.idempotency_key))
-        task_id = send(letter.job)
+        refusal = letter.replay_check(signer)
+        if refusal is not None or letter.signed is None or letter.job is None:
+            raise ReplayRefused(refusal or "it holds no signed job")
+        # The ids shown and the attempts cleared are the verified job's, never a separately stored copy.
+        job = JOB_MODELS[letter.task].model_validate(unsigned(letter.signed))
+        self._queue.delete(attempts_key(job.idempotency_key))
+        task_id = send(letter.task, letter.signed, job)
         self._remove({letter.id})
         return task_id
 

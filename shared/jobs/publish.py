@@ -12,8 +12,7 @@ from celery import Celery
 
 from shared import tracing
 from shared.jobs.celery_config import celery_app
-from shared.jobs.contract import ENQUEUED_AT_HEADER, AnyJob
-from shared.jobs.signing import JobSigner
+from shared.jobs.contract import ENQUEUED_AT_HEADER
 from shared.settings import Settings
 
 # Bounded reconnects: the caller has a time budget (the ingress answers Frame.io within 5 s).
@@ -55,6 +54,7 @@ def send_task(
     return str(result.id)
 
 
-def send_job(app: Celery, job: AnyJob, queue: str, signer: JobSigner) -> str:
-    """Queue a job, signed, to the task of its kind (used to replay dead letters)."""
-    return send_task(app, job.task_name, signer.sign(job.task_name, job.model_dump()), job.describe(), queue)
+def send_signed(app: Celery, task_name: str, signed: dict[str, Any], kwargsrepr: str, queue: str) -> str:
+    """Queue an already signed job as it is (dead-letter replays): nothing here signs, so a replay can
+    only ever re-send an envelope an ingress signed."""
+    return send_task(app, task_name, signed, kwargsrepr, queue)

@@ -1,4 +1,5 @@
-"""Scrubbing exception text before it leaves the worker (logs, Celery events, the attempt history).
+"""Scrubbing exception text before it leaves the worker (logs, Celery events, the attempt history)
+or reaches the ingress log (a failed action handler).
 
 A handler's exception may quote what the user typed or a token it used: every private value the job
 carries is replaced, and so is anything shaped like a credential.
@@ -7,6 +8,7 @@ carries is replaced, and so is anything shaped like a credential.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Iterable
 
 REDACTED = "[redacted]"
@@ -44,3 +46,9 @@ def string_leaves(obj: object) -> Iterable[str]:
             yield from string_leaves(value)
     elif isinstance(obj, int | float) and not isinstance(obj, bool):
         yield str(obj)
+
+
+def scrubbed_traceback(exc: BaseException, private: Iterable[str] = ()) -> str:
+    """`exc` and its traceback (chained exceptions included) as text, scrubbed by a `Redactor`: for a
+    process that logs a failure outside the worker's job runner (the ingress, for an action handler)."""
+    return Redactor(private)("".join(traceback.format_exception(exc)).rstrip("\n"))

@@ -2,7 +2,8 @@
 `get_install_config()` gave them (the sensitive value only as a hash).
 
 TEST_PUBLIC_URL is the ingress's own URL (the browser follows redirects to it);
-TEST_EXTRA_ACTION=1 registers one more action, as a new release of the integration would.
+TEST_EXTRA_ACTION=1 registers one more action, as a new release of the integration would;
+TEST_ALLOWED_ACCOUNTS (comma separated, default acc-A,acc-B) is its `allowed_accounts`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from frameio_kit import (
     get_install_config,
 )
 
-ALLOWED = ["acc-A", "acc-B"]
+ALLOWED = os.environ.get("TEST_ALLOWED_ACCOUNTS", "acc-A,acc-B").split(",")
 
 _record = aioredis.from_url(os.environ.get("TEST_RECORD_URL", "redis://127.0.0.1:6379/15"))
 
