@@ -165,6 +165,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes | memoryview) -> None:
+        if self.refused:
+            return  # lingering after a 431: discard at once, however much arrives
         if len(data) > PARSE_SLICE or self.unparsed is not None:
             self.feed_in_slices(data)
             return

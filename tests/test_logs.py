@@ -115,7 +115,8 @@ _DIRECT_PATH_SCRIPT = """
 import io, logging, sys
 from shared import logs
 from shared.settings import Settings
-logs.configure_logging(Settings(FRAMEIO_KIT_JOB_SIGNING_KEYS="k" * 40, FRAMEIO_KIT_LOG_FLUSH_INTERVAL=10), buffered=True)
+settings = Settings(FRAMEIO_KIT_JOB_SIGNING_KEYS="k" * 40, FRAMEIO_KIT_LOG_FLUSH_INTERVAL=10)
+logs.configure_logging(settings, buffered=True)
 logs.protect_kit_loggers()
 stream = io.StringIO()
 logs._direct.setStream(stream)
