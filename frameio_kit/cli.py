@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from frameio_kit import dead_letter_commands, flower_command, operations_commands
 from frameio_kit.dev_secrets import refuse_known_secrets
@@ -33,16 +34,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frameio-kit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"frameio-kit {_version()}")
     sub = parser.add_subparsers(title="commands")
 
-    ingress = sub.add_parser("ingress", help="serve the HTTP ingress (uvicorn)")
+    operations_commands.add_dev_parser(sub)  # first: the command a newcomer runs
+    ingress = sub.add_parser(
+        "ingress",
+        help="serve the HTTP ingress (uvicorn); needs Redis, the signing secrets and FRAMEIO_KIT_JOB_SIGNING_KEYS",
+        description=(
+            "Serve the HTTP ingress (uvicorn): verify Frame.io's signatures, enqueue webhooks, answer custom "
+            "actions. Needs APP or FRAMEIO_APP, Redis (REDIS_URL), WEBHOOK_SECRET and/or CUSTOM_ACTION_SECRET "
+            "(or secrets given in code) and FRAMEIO_KIT_JOB_SIGNING_KEYS; FRAMEIO_KIT_ENCRYPTION_KEYS with sign-in."
+        ),
+    )
     _app_argument(ingress)
     ingress.add_argument("--host", default=None, help="interface to bind (default FRAMEIO_KIT_HOST, 127.0.0.1)")
     ingress.add_argument("--port", type=int, default=None, help="port to bind (default FRAMEIO_KIT_PORT, 8000)")
     ingress.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     ingress.set_defaults(run=_run_ingress)
 
-    worker = sub.add_parser("worker", help="run a Celery worker for the webhook handlers")
+    worker = sub.add_parser(
+        "worker",
+        help="run a Celery worker for the handlers; needs Redis and FRAMEIO_KIT_JOB_SIGNING_KEYS",
+        description=(
+            "Run a Celery worker that runs the webhook and action-job handlers. Needs APP or FRAMEIO_APP, "
+            "the broker (REDIS_URL or FRAMEIO_KIT_BROKER_URL) and FRAMEIO_KIT_JOB_SIGNING_KEYS (the ingress's "
+            "value); FRAMEIO_KIT_ENCRYPTION_KEYS with sign-in. Never needs the webhook or action secrets."
+        ),
+    )
     _app_argument(worker)
     worker.add_argument(
         "--concurrency", "-c", type=int, default=32, help="handlers in flight per worker process (default 32)"
@@ -62,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     operations_commands.add_parsers(sub)
     flower_command.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("frameio-kit")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def _app_argument(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,12 @@ from shared.settings import Settings, get_settings
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `dead-letters` command and its actions on the CLI's subparsers."""
     parser = sub.add_parser(
-        "dead-letters", help="list, show, replay or purge dead-lettered jobs (webhooks, action jobs)"
+        "dead-letters",
+        help="list, show, replay or purge dead-lettered jobs (webhooks, action jobs); needs Redis",
+        description=(
+            "Inspect, replay or purge the jobs that failed for good. Needs Redis (REDIS_URL); replay also needs "
+            "the broker (FRAMEIO_KIT_BROKER_URL, default REDIS_URL) and FRAMEIO_KIT_JOB_SIGNING_KEYS."
+        ),
     )
     actions = parser.add_subparsers(title="actions", dest="action", required=True)
     listing = actions.add_parser("list", help="newest first, one line each")
@@ -34,12 +39,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     target.add_argument("id", nargs="?", help="dead-letter id (or a unique prefix)")
     target.add_argument("--all", action="store_true", help="replay every dead letter")
     purge = actions.add_parser("purge", help="delete every dead letter")
-    purge.add_argument("--yes", action="store_true", help="(accepted for scripts; purge never prompts)")
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (scripts)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run one action; an unreachable Redis or broker is one line on stderr and exit 1, not a traceback."""
+    import redis
+    from kombu.exceptions import OperationalError
+
     settings = get_settings()
+    try:
+        return _run(args, settings)
+    except (redis.RedisError, OperationalError) as exc:
+        print(printable(f"frameio-kit dead-letters: Redis unavailable: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     store = DeadLetterStore.from_settings(settings)
     action: str = args.action
     if action == "list":
@@ -48,9 +65,21 @@ def run(args: argparse.Namespace) -> int:
         return _show(store, args.id)
     if action == "replay":
         return _replay(store, settings, None if args.all else args.id)
+    if not args.yes and not _confirmed(store.count()):
+        print("frameio-kit dead-letters: nothing purged (pass --yes to purge without asking)", file=sys.stderr)
+        return 1
     count = store.purge()
     print(f"purged {count} dead letter(s)")
     return 0
+
+
+def _confirmed(count: int) -> bool:
+    """Ask on the terminal; no terminal, end of input or anything but y/yes is a no."""
+    try:
+        answer = input(f"delete all {count} dead letter(s)? this cannot be undone [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in {"y", "yes"}
 
 
 def _list(store: DeadLetterStore, limit: int) -> int:

@@ -14,7 +14,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "flower",
         help="run Flower (celery -A workers flower) once FLOWER_BASIC_AUTH holds a real user:password",
-        description="Flower's options come from its FLOWER_* environment variables (FLOWER_PORT, FLOWER_ADDRESS...).",
+        description=(
+            "Run Flower, the Celery dashboard. Needs FLOWER_BASIC_AUTH (user:password, not .env.example's) and the "
+            "broker (REDIS_URL or FRAMEIO_KIT_BROKER_URL); other options come from its FLOWER_* environment "
+            "variables (FLOWER_PORT, FLOWER_ADDRESS...)."
+        ),
     )
     parser.set_defaults(run=run)
 

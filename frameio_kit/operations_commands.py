@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from typing import Any
 
 from frameio_kit import send
 from shared.errors import AppLoadError, DevError
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
+
+_PING_TIMEOUT = 2.0  # under the compose healthcheck's timeout, with room for the broker connection
 
 
-def add_parsers(sub: Any) -> None:
-    dev = sub.add_parser("dev", help="run ingress, worker and a private Redis together, for development")
+def add_dev_parser(sub: Any) -> None:
+    """Register `dev`, listed first in `frameio-kit --help`: the command to start with."""
+    dev = sub.add_parser(
+        "dev",
+        help="start here: ingress, worker and a private Redis in one command, with generated secrets",
+        description=(
+            "Run the ingress, a worker and a private redis-server together, for development. Needs only APP "
+            "(or FRAMEIO_APP) and redis-server on PATH (or --redis-url); the webhook, action and job-signing "
+            "secrets are generated for the session."
+        ),
+    )
     dev.add_argument(
         "app",
         nargs="?",
@@ -27,11 +39,30 @@ def add_parsers(sub: Any) -> None:
     dev.add_argument("--reload", action="store_true", help="restart ingress and worker when a .py file changes")
     dev.set_defaults(run=_run_dev)
 
-    sender = sub.add_parser("send", help="sign and post a realistic Frame.io event to an ingress")
+
+def add_parsers(sub: Any) -> None:
+    """Register `send` and `healthcheck`."""
+    sender = sub.add_parser(
+        "send",
+        help="sign and post a realistic Frame.io event to an ingress; needs the signing secret",
+        description=(
+            "Sign and post a realistic Frame.io event (a webhook, or with --action a custom-action step) to a "
+            "running ingress and print its answer. Needs the signing secret: --secret, WEBHOOK_SECRET or "
+            "CUSTOM_ACTION_SECRET, or a `frameio-kit dev` session on this machine. No Redis."
+        ),
+    )
     send.add_arguments(sender)
     sender.set_defaults(run=send.run)
 
-    health = sub.add_parser("healthcheck", help="exit 0 when the local ingress or worker is healthy (containers)")
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the local ingress or worker is healthy (containers); the worker check needs the broker",
+        description=(
+            "Exit 0 when the ingress on this host answers /healthz (FRAMEIO_KIT_PORT), or when a worker on this "
+            "host answers a Celery ping through the broker (REDIS_URL or FRAMEIO_KIT_BROKER_URL) within "
+            f"{_PING_TIMEOUT:g} s; otherwise print one line and exit 1."
+        ),
+    )
     health.add_argument(
         "role",
         nargs="?",
@@ -40,6 +71,9 @@ def add_parsers(sub: Any) -> None:
         help="what runs in this container (default ingress)",
     )
     health.add_argument("--url", default=None, help="check this URL instead (e.g. Flower's /healthcheck)")
+    health.add_argument(
+        "--any-host", action="store_true", help="worker: any worker answering will do, not only one on this host"
+    )
     health.set_defaults(run=_run_healthcheck)
 
 
@@ -67,19 +101,16 @@ def _run_dev(args: argparse.Namespace) -> int:
 def _run_healthcheck(args: argparse.Namespace) -> int:
     import httpx
     import redis
-
-    from shared.redis_client import sync_client
+    from kombu.exceptions import OperationalError
 
     settings = get_settings()
     url = args.url
     try:
         if url is None and args.role == "worker":
-            # A worker is healthy when its broker answers and, if it serves metrics, it answers too.
-            client = sync_client(settings.celery_broker_url, "probe")
-            try:
-                client.ping()
-            finally:
-                client.close()
+            problem = _worker_problem(settings, args.any_host)
+            if problem is not None:
+                print(f"unhealthy: {problem}", file=sys.stderr)
+                return 1
             if settings.worker_metrics_port:
                 url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
         elif url is None:
@@ -89,7 +120,28 @@ def _run_healthcheck(args: argparse.Namespace) -> int:
             if response.status_code != 200:
                 print(f"unhealthy: {url} answered {response.status_code}", file=sys.stderr)
                 return 1
-    except (httpx.HTTPError, redis.RedisError, OSError) as exc:
+    except (httpx.HTTPError, redis.RedisError, OperationalError, OSError) as exc:
         print(f"unhealthy: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _worker_problem(settings: Settings, any_host: bool) -> str | None:
+    """None when a worker answers a ping: a broker that answers proves nothing about a worker that
+    is stuck or gone. Node names end in @<hostname> (`frameio-kit worker` and Celery both), so in a
+    container only this container's worker counts."""
+    from shared.jobs.publish import producer_app
+
+    celery = producer_app(settings)
+    try:
+        replies = celery.control.ping(timeout=_PING_TIMEOUT) or []
+    finally:
+        celery.close()
+    nodes = [name for reply in replies for name in reply]
+    host = socket.gethostname()
+    if not any_host:
+        nodes = [name for name in nodes if name.rpartition("@")[2] == host]
+    if nodes:
+        return None
+    where = "" if any_host else f" on host {host}"
+    return f"no worker{where} answered a ping within {_PING_TIMEOUT:g} s"

@@ -16,6 +16,7 @@ from frameio_kit.testing.signing import post_signed
 from shared.settings import get_settings
 
 _USER_AGENT = {"user-agent": "Frame.io V4 API (frameio-kit send)"}
+_UNHANDLED_HEADER = "x-frameio-kit-unhandled"  # ingress/routes.py UNHANDLED_HEADER: a 200 that ran nothing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"frameio-kit send: could not reach {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     _print_answer(response, payload)
+    if response.headers.get(_UNHANDLED_HEADER):
+        kind = "action" if is_action else "webhook"
+        print(
+            f"frameio-kit send: the ingress has no handler for {kind} {args.event_type!r}: "
+            "acknowledged with 200, nothing ran",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if response.is_success else 1
 
 

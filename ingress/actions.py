@@ -38,7 +38,15 @@ from shared.jobs.redaction import scrubbed_traceback, string_leaves
 
 logger = logging.getLogger("frameio_kit.ingress")
 
-NOT_AVAILABLE = Message(title="Not available", description="This action is not available for this item.")
+NOT_AVAILABLE_TITLE = "Action Not Available"  # v0.0.10's words, as are not_available()'s
+
+
+def not_available(spec: HandlerSpec) -> Message:
+    """The refusal of an action run on a resource type it is not for: names the types it is for."""
+    types = ", ".join(sorted(spec.resource_types))
+    return Message(title=NOT_AVAILABLE_TITLE, description=f"This action is only available for: {types}.")
+
+
 TIMEOUT_MESSAGE = Message(
     title="This is taking too long",
     description="The action did not finish in time and was stopped. Please try again.",
@@ -64,7 +72,7 @@ async def answer_action(
 ) -> tuple[Response, str]:
     """The answer to one verified action request, and the outcome for the request's log line."""
     if not resource_allowed(spec, event):
-        return _response(_encode(NOT_AVAILABLE)), "not available"
+        return _response(_encode(not_available(spec))), "not available"
     timeout = state.settings.action_timeout
     # Read before the interaction's context fills what the step omits: who the signature vouched for.
     owner = Owner.of(event)

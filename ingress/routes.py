@@ -43,7 +43,9 @@ from shared.logs import log_info
 logger = logging.getLogger("frameio_kit.ingress")
 
 _ACCEPTED = Response(status_code=202)
-_IGNORED = Response(status_code=200)
+UNHANDLED_HEADER = "X-Frameio-Kit-Unhandled"
+# 200 so Frame.io stops retrying; the header (sent only to a signed caller) lets `frameio-kit send` say why.
+_IGNORED = Response(status_code=200, headers={UNHANDLED_HEADER: "no-handler"})
 _TIMESTAMP = TIMESTAMP_HEADER.lower().encode("latin-1")
 _SIGNATURE = SIGNATURE_HEADER.lower().encode("latin-1")
 
@@ -84,9 +86,11 @@ class EventEndpoint:
             declared, timestamp, signature = _frameio_headers(scope)
             settings = state.settings
             body = await _read_body(receive, declared, settings.max_body_bytes, settings.body_timeout)
+            if signature is not None:
+                _check_timestamp_format(timestamp)
             ts = parse_timestamp(timestamp)
             if timestamp is None or signature is None or ts is None:
-                raise SignatureInvalid("missing, malformed or stale signature headers")
+                raise SignatureInvalid()
             payload = _parse_object(body)
             raw_type = payload.get("type")
             if not isinstance(raw_type, str) or not raw_type:
@@ -137,6 +141,16 @@ def error_response(exc: Exception, where: str) -> Response:
         return Response(status_code=400)  # nobody is left to read it
     logger.error("unexpected error on %s", where, exc_info=exc)
     return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def _check_timestamp_format(timestamp: str | None) -> None:
+    """A signed request whose timestamp header is missing or not an integer is malformed (400, as
+    v0.0.10 answers). Only the header is looked at, never the body; a request without a signature
+    stays 401, so unsigned junk learns nothing of what a signed one would need."""
+    if timestamp is None:
+        raise InvalidPayload(f"Missing {TIMESTAMP_HEADER} header")
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        raise InvalidPayload(f"Invalid {TIMESTAMP_HEADER} header format")
 
 
 def _frameio_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:

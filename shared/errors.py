@@ -93,7 +93,7 @@ class EventValidationError(InvalidPayload):
 class SignatureInvalid(RequestRejected):
     status_code = 401
 
-    def __init__(self, public_message: str = "invalid signature") -> None:
+    def __init__(self, public_message: str = "Invalid signature.") -> None:
         super().__init__(public_message)
 
 
@@ -127,7 +127,7 @@ class SecretResolutionError(ServiceUnavailable):
     """A secret resolver raised or answered an empty secret: a server fault, not the caller's.
     The message (for logs) names the event type, never the resolver's exception text."""
 
-    public_message = "configuration error"
+    public_message = "Configuration error."
 
     def __init__(self, event_type: str, message: str | None = None) -> None:
         self.event_type = event_type

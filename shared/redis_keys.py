@@ -79,6 +79,17 @@ def user_token_key(account_id: str, user_id: str) -> str:
     return f"{PREFIX}:oauth:token:{_part(account_id)}:{_part(user_id)}"
 
 
+def user_token_accounts_key(user_id: str) -> str:
+    """The accounts a user holds token records in (sealed), so `delete_token(user_id=...)` outside a
+    handler can sign them out of every account without scanning keys (stores other than Redis cannot)."""
+    return f"{PREFIX}:oauth:token-accounts:{_part(user_id)}"
+
+
+def user_token_accounts_lock_key(user_id: str) -> str:
+    """Held while a new account is added to the user's index, so two sign-ins do not lose one."""
+    return f"{PREFIX}:oauth:token-accounts-lock:{_part(user_id)}"
+
+
 def user_token_lock_key(account_id: str, user_id: str) -> str:
     """Held by the one process refreshing a record; the others wait, then read the new pair."""
     return f"{PREFIX}:oauth:refresh-lock:{_part(account_id)}:{_part(user_id)}"

@@ -166,8 +166,8 @@ def test_action_on_the_wrong_resource_type_is_not_available(start_ingress, redis
     )
     on_mixed = answer(url, mixed)
 
-    assert on_file["title"] == "Not available"
-    assert on_mixed["title"] == "Not available"
+    assert on_file["title"] == "Action Not Available"
+    assert on_mixed["title"] == "Action Not Available"
     assert records("folder_only") == []
     assert records("middleware") == []
 

@@ -100,9 +100,8 @@ def test_workers_still_register_without_secrets(monkeypatch: pytest.MonkeyPatch)
     assert app.lookup("a.b") is not None
 
 
-def test_resource_type_is_checked_at_decoration():
-    with pytest.raises(ValueError, match="invalid resource type"):
-        App().on_action("a.b", name="n", description="d", secret="s", resource_type="comment")(handler)  # type: ignore[arg-type]
+def test_empty_resource_type_is_refused_at_decoration():
+    # An unknown type is reported by validate_configuration() (tests/test_upstream_answers.py).
     with pytest.raises(ValueError, match="empty"):
         App().on_action("a.b", name="n", description="d", secret="s", resource_type=[])(handler)
 
@@ -146,7 +145,7 @@ def test_resolver_that_raises_is_503_and_the_handler_does_not_run(start_ingress,
     for response in (action, webhook):
         assert response.status_code == 503
         assert RESOLVER_ERROR_TEXT not in response.text
-        assert response.json() == {"error": "configuration error"}
+        assert response.json() == {"error": "Configuration error."}
     assert records("action") == []
     assert redis_client.llen("frameio-kit") == 0
 

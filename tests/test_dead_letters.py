@@ -212,7 +212,7 @@ def test_cli_replay_all_queues_every_signed_job_unchanged_and_purge_empties_the_
     assert store.count() == 0
 
     store.dead_letter(_job("cli-purge"), "exhausted", "x")
-    purged = _run_cli(base_env, "purge")
+    purged = _run_cli(base_env, "purge", "--yes")
     assert purged.returncode == 0 and "purged 1 dead letter(s)" in purged.stdout
     assert store.count() == 0
     assert "0 dead letter(s)" in _run_cli(base_env, "list").stdout

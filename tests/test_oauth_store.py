@@ -26,7 +26,7 @@ from shared.oauth.token_store import (
     encryption_keys,
     key_fingerprint,
 )
-from shared.redis_keys import key_canary_key, user_token_key, user_token_lock_key
+from shared.redis_keys import key_canary_key, user_token_accounts_key, user_token_key, user_token_lock_key
 from shared.settings import Settings, get_settings
 from tests.ims_standin import CLIENT_ID, CLIENT_SECRET
 
@@ -273,8 +273,12 @@ def test_py_key_value_storage_is_honoured(ims, redis_server, redis_client):
 
     data = asyncio.run(with_manager(manager_for(ims, redis_server.url, KEY_A, storage=storage), work))
     assert data is not None and data.access_token.get_secret_value() == pair["access_token"]
-    ((collection, key),) = storage.entries
-    assert collection == "frameio-kit-tokens" and key == user_token_key(ACC, "user-1")
+    key = user_token_key(ACC, "user-1")
+    # The record, and the sealed index of the user's accounts (for delete_token outside a handler).
+    assert set(storage.entries) == {
+        ("frameio-kit-tokens", key),
+        ("frameio-kit-tokens", user_token_accounts_key("user-1")),
+    }
     assert pair["access_token"] not in str(storage.entries) and storage.ttls[key] > 86400
     assert redis_client.exists(user_token_key(ACC, "user-1")) == 0
 

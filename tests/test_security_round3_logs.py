@@ -86,7 +86,7 @@ def test_a_resolver_that_raises_is_still_503_and_an_error_line(start_ingress, tm
     url = start_ingress(QUIET_APP)
     response = post_signed(url, tenant_webhook(BROKEN, "r-broken"), "anything")
     assert response.status_code == 503
-    assert response.json() == {"error": "configuration error"}
+    assert response.json() == {"error": "Configuration error."}
     wait_until(lambda: " ERROR " in ingress_log(tmp_path), what="the resolver failure as an error line")
     assert "raised RuntimeError" in ingress_log(tmp_path)
     assert requests_by_outcome(url).get("unavailable_503") == 1

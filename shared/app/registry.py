@@ -485,7 +485,7 @@ class Registry:
 
         Looks at the handlers and at this process's environment: handlers without a signing secret,
         user auth or install without OAuth, OAuth without encryption keys, install without a session
-        secret, `on_auth_complete` on an action without `require_user_auth`.
+        secret, an unknown `resource_type`, `on_auth_complete` on an action without `require_user_auth`.
         """
         problems: list[str] = []
         settings = get_settings()
@@ -496,6 +496,9 @@ class Registry:
         for spec in self._actions.values():
             if spec.require_user_auth and self._oauth is None:
                 problems.append(f"Action '{spec.event_type}' requires user auth but OAuth not configured")
+            invalid = _invalid_resource_types(spec.resource_types)
+            if invalid:
+                problems.append(f"Action '{spec.event_type}' has invalid resource type(s): {', '.join(invalid)}")
             if spec.on_auth_complete is not None and not spec.require_user_auth:
                 problems.append(f"Action '{spec.event_type}' has on_auth_complete but require_user_auth is False")
         if self._oauth is not None and not self._oauth.encryption_key and settings.encryption_keys is None:
@@ -568,13 +571,13 @@ def _resource_types(event_type: str, resource_type: str | Sequence[str] | None) 
     types = (resource_type,) if isinstance(resource_type, str) else tuple(resource_type)
     if not types:
         raise ConfigurationError(f"on_action({event_type!r}): resource_type must not be an empty sequence")
-    invalid = sorted(set(types) - set(get_args(ResourceType)))
-    if invalid:
-        raise ConfigurationError(
-            f"on_action({event_type!r}): invalid resource type(s) {', '.join(invalid)}; "
-            f"expected {', '.join(get_args(ResourceType))}"
-        )
+    # An unknown type is reported by validate_configuration(), as in v0.0.10, not raised here: it
+    # can only narrow the filter (no resource has that type), so no request gets past it.
     return types
+
+
+def _invalid_resource_types(types: tuple[str, ...]) -> list[str]:
+    return sorted(set(types) - set(get_args(ResourceType)))
 
 
 def _text(value: Any) -> str:

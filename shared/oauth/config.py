@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.events import ActionEvent
 
-DEFAULT_SCOPES = ["openid", "email", "profile", "offline_access", "additional_info.roles"]
+DEFAULT_SCOPES = ["additional_info.roles", "offline_access", "profile", "email", "openid"]  # v0.0.10 order
 DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"
 
 AuthCompleteCallback = Callable[[ActionEvent], Awaitable[None]]

@@ -223,7 +223,15 @@ class TokenManager:
         return data
 
     async def delete_token(self, user_id: str, *, account_id: str | None = None) -> None:
-        """Forget a user's tokens for `account_id` (default: the running handler's event's account): sign out."""
+        """Forget a user's tokens for `account_id` (default: the running handler's event's account): sign out.
+
+        Outside a handler and without `account_id`, the user's tokens in every account are deleted,
+        as v0.0.10's `delete_token(user_id)` forgets the user (it keeps one token per user).
+        """
+        if account_id is None and current_event_account() is None:
+            accounts = await self.store.delete_everywhere(user_id)
+            logger.info("token deleted for user %s in every account (%d)", user_id, len(accounts))
+            return
         account_id = _account_for(account_id)
         await self.store.delete(account_id, user_id)
         logger.info("token deleted for user %s account %s", user_id, account_id)

@@ -41,6 +41,9 @@ CANARY_PLAINTEXT = b"frameio-kit key canary v1"
 _COMPARE_AND_DELETE = resources.files("shared.oauth").joinpath("compare_and_delete.lua").read_text(encoding="utf-8")
 
 _dev_key: str | None = None
+# Adding an account to a user's index is a read and a write: the lock is held for milliseconds.
+_INDEX_LOCK_TIMEOUT = 5.0
+_INDEX_LOCK_WAIT = 5.0
 
 
 def key_fingerprint(key: str) -> str:
@@ -382,10 +385,47 @@ class TokenStore:
         record["refresh_token"] = data.refresh_token.get_secret_value() if data.refresh_token else None
         ttl = int(data.refresh_expires_at - time.time())
         key = redis_keys.user_token_key(data.account_id, data.user_id)
+        await self._index(data.user_id, data.account_id, data.refresh_expires_at)
         await self.backend.set(key, self.cipher.encrypt(orjson.dumps(record)), ttl)
 
     async def delete(self, account_id: str, user_id: str) -> None:
         await self.backend.delete(redis_keys.user_token_key(account_id, user_id))
+
+    async def delete_everywhere(self, user_id: str) -> list[str]:
+        """Delete the user's records in every account they signed in to; the accounts, for logs."""
+        accounts = sorted(await self._accounts(user_id))
+        for account_id in accounts:
+            await self.delete(account_id, user_id)
+        await self.backend.delete(redis_keys.user_token_accounts_key(user_id))
+        return accounts
+
+    async def _accounts(self, user_id: str) -> dict[str, float]:
+        """Account id -> when its record expires at the latest, from the user's sealed index."""
+        sealed = await self.backend.get(redis_keys.user_token_accounts_key(user_id))
+        if sealed is None:
+            return {}
+        try:
+            entries = orjson.loads(self.cipher.decrypt(sealed))
+        except (TokenUnreadable, orjson.JSONDecodeError):
+            logger.warning("token account index of user %s unreadable; starting a new one", user_id)
+            return {}
+        if not isinstance(entries, dict):
+            return {}
+        return {str(a): float(t) for a, t in entries.items() if isinstance(t, int | float)}
+
+    async def _index(self, user_id: str, account_id: str, expires_at: float) -> None:
+        """Record that the user holds a record in `account_id`. A refresh, whose account is already
+        indexed until at least as late, costs one read; adding an account holds the index's lock."""
+        known = await self._accounts(user_id)
+        if known.get(account_id, 0.0) >= expires_at:
+            return
+        lock_key = redis_keys.user_token_accounts_lock_key(user_id)
+        async with self.backend.lock(lock_key, _INDEX_LOCK_TIMEOUT, _INDEX_LOCK_WAIT):
+            now = time.time()
+            known = {a: t for a, t in (await self._accounts(user_id)).items() if t > now}
+            known[account_id] = max(known.get(account_id, 0.0), expires_at)
+            sealed = self.cipher.encrypt(orjson.dumps(known))
+            await self.backend.set(redis_keys.user_token_accounts_key(user_id), sealed, int(max(known.values()) - now))
 
     async def delete_if_unchanged(self, stored: StoredToken) -> bool:
         """Delete the record only if it still is `stored`: one replaced since it was loaded survives."""
