@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.app.registry import Registry
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
     from starlette.types import Receive, Scope, Send
+
+    from shared.oauth.config import OAuthConfig
 
 
 class App(Registry):
@@ -18,14 +21,69 @@ class App(Registry):
     Register handlers with `on_webhook`, `on_action` and `on_action_job`. The object is also an
     ASGI app (`uvicorn myapp:app`): the ingress is built on its first call, so worker processes,
     which import the integration too, never load the web stack.
+
+    The keywords frameio-kit 0.0.10 added are accepted so its code runs unchanged: `api_url` is the
+    Frame.io API base of `app.client` and of sign-in (None reads FRAMEIO_KIT_API_URL); `storage` and
+    `encryption_key` fill the same-named `OAuthConfig` fields when those are unset (the token store
+    and its keys belong to OAuth here); the branding ones are kept for the install pages.
     """
 
     _asgi: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
+    def __init__(
+        self,
+        *,
+        oauth: OAuthConfig | None = None,
+        api_url: str | None = None,
+        storage: Any | None = None,
+        encryption_key: str | None = None,
+        primary_color: str | None = None,
+        accent_color: str | None = None,
+        custom_css: str | None = None,
+        show_powered_by: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if oauth is not None:
+            oauth = _with_app_storage(oauth, storage, encryption_key)
+        self.storage = storage
+        self.encryption_key = encryption_key
+        self.primary_color = primary_color
+        self.accent_color = accent_color
+        self.custom_css = custom_css
+        self.show_powered_by = show_powered_by
+        self._routers: list[Starlette] = []
+        super().__init__(oauth=oauth, api_url=api_url, **kwargs)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI call interface to delegate to the underlying Starlette app."""
         if self._asgi is None:
-            from ingress.app import create_app
-
-            self._asgi = create_app(self, get_settings())
+            self._asgi = self.create_router()
         await self._asgi(scope, receive, send)
+
+    def create_router(self) -> Starlette:
+        """A Starlette app with this integration's routes (POST /, /auth/..., /install...), to `Mount`
+        into an existing Starlette app. A mounted app's lifespan does not run, so call `await
+        app.close()` from the host app's shutdown to release what it opened."""
+        from ingress.app import create_app
+
+        router = create_app(self, get_settings())
+        self._routers.append(router)
+        return router
+
+    async def close(self) -> None:
+        """Close the API client, token manager and the ingress connections of every router this App
+        built; safe to call more than once."""
+        routers, self._routers = self._routers, []
+        await self.aclose()
+        for router in routers:
+            await router.state.kit.close()
+
+
+def _with_app_storage(oauth: OAuthConfig, storage: Any | None, encryption_key: str | None) -> OAuthConfig:
+    """0.0.10 put the token store and key on `App`; here they live on `OAuthConfig`, which wins when set."""
+    update: dict[str, Any] = {}
+    if storage is not None and oauth.storage is None:
+        update["storage"] = storage
+    if encryption_key is not None and oauth.encryption_key is None:
+        update["encryption_key"] = encryption_key
+    return oauth.model_copy(update=update) if update else oauth

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from frameio_kit import dead_letter_commands, flower_command, operations_commands
 from frameio_kit.dev_secrets import refuse_known_secrets
+from frameio_kit.placeholder_secrets import refuse_placeholder_secrets
 from shared.errors import AppLoadError, ConfigurationError
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -123,6 +124,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     if args.host:
         os.environ["FRAMEIO_KIT_HOST"] = args.host  # the children judge /metrics exposure by the bind address
     settings = _settings_for(args.app)
+    refuse_placeholder_secrets(settings)
     refuse_known_secrets(settings)
     configure_logging(settings)
     app = load_app(settings.frameio_app)  # fail here, in the terminal, rather than in a uvicorn child
@@ -152,6 +154,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args.app)
+    refuse_placeholder_secrets(settings)
     from shared.oauth.token_manager import check_keys_at_start_up
     from workers.celery_app import app
     from workers.runtime import current

@@ -30,7 +30,13 @@ from shared.context import bind_event_account, current_request, reset_event_acco
 from shared.core.client import Client
 from shared.core.events import ActionEvent
 from shared.core.ui import AnyResponse, Form, LinkField, Message
-from shared.errors import GrantRejected, IdentityProviderUnavailable, RequestRejected, TokenUnreadable
+from shared.errors import (
+    ConfigurationError,
+    GrantRejected,
+    IdentityProviderUnavailable,
+    RequestRejected,
+    TokenUnreadable,
+)
 from shared.hmac_sign import b64url, hmac_b64url, same
 from shared.jobs.redaction import scrubbed_traceback, string_leaves
 from shared.oauth.pkce import challenge_for, new_verifier
@@ -121,12 +127,29 @@ def login_link(
 ) -> str:
     expires = int((time.time() if now is None else now) + LOGIN_LINK_TTL)
     token = sign_login_token(manager.cipher.signing_keys[0], user_id, interaction_id, expires, account_id=account_id)
-    return f"{public_url(manager.config.base_url, current_request())}/auth/login?{urlencode({'t': token})}"
+    request = current_request()
+    return (
+        f"{public_url(configured_base(manager.config.base_url, request), request)}/auth/login?{urlencode({'t': token})}"
+    )
 
 
 def redirect_uri(manager: TokenManager, request: Request) -> str:
-    """The callback Adobe sends the user back to: `{base_url}{prefix}/auth/callback`."""
-    return f"{public_url(manager.config.base_url, request)}/auth/callback"
+    """The callback Adobe sends the user back to: `redirect_url`, else `{base_url}{prefix}/auth/callback`,
+    where base_url defaults to the request's own origin (frameio-kit 0.0.10 configs name neither)."""
+    if manager.config.redirect_url:
+        return manager.config.redirect_url
+    return f"{public_url(configured_base(manager.config.base_url, request), request)}/auth/callback"
+
+
+def configured_base(base_url: str | None, request: Request | None) -> str:
+    """`base_url` when configured, else the scheme and Host the request came in on (no path: `public_url`
+    adds the mount prefix). IMS only sends users back to callbacks registered in Adobe's console, so a
+    forged Host cannot redirect a sign-in elsewhere; configure `base_url` to pin links anyway."""
+    if base_url:
+        return base_url
+    if request is None:
+        raise ConfigurationError("OAuthConfig(base_url=...) is needed to build sign-in links outside a request")
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def sign_login_token(key: bytes, user_id: str, interaction_id: str, expires_at: int, *, account_id: str) -> str:
@@ -252,7 +275,7 @@ async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[Lo
         raise SignInRejected("Adobe did not accept this sign-in. Run the action again.") from None
     except IdentityProviderUnavailable:
         raise SignInRejected("Adobe sign-in is unavailable right now. Try again shortly.", status_code=502) from None
-    identity = await _frameio_user_id(manager, str(payload["access_token"]))
+    identity = await _frameio_user_id(manager, str(payload["access_token"]), request.app.state.kit.app.api_url)
     if identity != claims.user_id:
         logger.warning(
             "sign-in refused: identity mismatch for user %s interaction=%s", claims.user_id, claims.interaction_id
@@ -263,8 +286,8 @@ async def _complete_sign_in(manager: TokenManager, request: Request) -> tuple[Lo
     return claims, payload
 
 
-async def _frameio_user_id(manager: TokenManager, access_token: str) -> str:
-    client = Client(token=access_token, httpx_client=manager.http)
+async def _frameio_user_id(manager: TokenManager, access_token: str, api_url: str | None) -> str:
+    client = Client(token=access_token, httpx_client=manager.http, base_url=api_url)
     try:
         profile = await client.users.show(request_options={"max_retries": 1, "timeout_in_seconds": 10})
     except ApiError as exc:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from ingress.install import pages
 from ingress.install.session import InstallSession, SessionStore, session_key
+from ingress.oauth import configured_base
 from ingress.public_url import is_https, public_url
 from shared.app.registry import Registry
 from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, InstallFailed, LockUnavailable
@@ -77,7 +78,7 @@ def _context(request: Request) -> _Ctx:
     if options is None or app.oauth is None:
         raise _PageError("Not found", "Install is not enabled for this integration.", 404)
     manager = app.token_manager
-    configured = options.base_url or app.oauth.base_url
+    configured = options.base_url or configured_base(app.oauth.base_url, request)
     if state.install_sessions is None:
         state.install_sessions = SessionStore(
             app.install_store.redis,

@@ -123,9 +123,11 @@ class Registry:
         name: str | None = None,
         description: str = "",
         logo_url: str | None = None,
+        api_url: str | None = None,
     ) -> None:
         protect_kit_loggers()  # every process that runs an App escapes request values in the kit's log lines
         self._token = token
+        self.api_url = api_url  # Frame.io API base; None reads FRAMEIO_KIT_API_URL (default https://api.frame.io)
         self._middleware: list[Middleware] = list(middleware or [])
         self._oauth = oauth
         self._secret_resolver = secret_resolver
@@ -527,7 +529,7 @@ class Registry:
         if self._client is None:
             from shared.core.client import Client
 
-            self._client = Client(token=self._token)
+            self._client = Client(token=self._token, base_url=self.api_url)
         return self._client
 
     @property

@@ -26,13 +26,18 @@ class OAuthConfig(BaseModel):
     or several separated by commas for rotation (the first encrypts, all decrypt); None reads
     FRAMEIO_KIT_ENCRYPTION_KEYS. `ims_url` None reads FRAMEIO_KIT_IMS_URL (default Adobe's production
     IMS). `on_auth_complete` lets the action that asked for sign-in resume (docs/oauth.md).
+
+    The callback Adobe sends users back to is `redirect_url` when set (the full URL registered in
+    Adobe's console, as in frameio-kit 0.0.10), else `{base_url}/auth/callback`, else worked out from
+    the request that started the sign-in (its scheme and Host plus the mount prefix).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     client_id: str
     client_secret: str
-    base_url: str
+    base_url: str | None = None
+    redirect_url: str | None = None
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     storage: Any | None = None
     encryption_key: str | None = None
@@ -42,9 +47,11 @@ class OAuthConfig(BaseModel):
     on_auth_complete: AuthCompleteCallback | None = None
 
     @property
-    def redirect_uri(self) -> str:
-        """The OAuth callback, `{base_url}/auth/callback`; register it in Adobe's console."""
-        return f"{self.base_url.rstrip('/')}/auth/callback"
+    def redirect_uri(self) -> str | None:
+        """The configured OAuth callback (register it in Adobe's console); None when it comes from the request."""
+        if self.redirect_url:
+            return self.redirect_url
+        return f"{self.base_url.rstrip('/')}/auth/callback" if self.base_url else None
 
     def __repr_args__(self) -> Any:
         # The client secret and keys must not end up in logs through a repr.
