@@ -23,7 +23,7 @@ def documented_commands() -> str:
     return re.search(r"```bash\n(.*?)```", text[start:], flags=re.S).group(1)  # type: ignore[union-attr]
 
 
-def test_the_documented_standins_and_ingress_start_and_answer(base_env, redis_server, tmp_path):
+def test_the_documented_standins_and_ingress_start_and_answer(base_env, redis_server, redis_client, tmp_path):
     commands = documented_commands()
     generator = re.search(r"<<'PY'\n(.*?)\nPY\n", commands, flags=re.S).group(1)  # type: ignore[union-attr]
     assert "python -m tests.install_standins --port 8900" in commands

@@ -150,7 +150,7 @@ def test_delete_token_outside_a_handler_signs_the_user_out_of_every_account(ims,
     assert pair["access_token"].encode() not in redis_client.get(user_token_accounts_key("user-2"))
 
 
-def test_delete_token_with_an_account_leaves_the_users_other_accounts(ims, redis_server):
+def test_delete_token_with_an_account_leaves_the_users_other_accounts(ims, redis_server, redis_client):
     pair = fresh_pair(ims)
 
     async def work(m: TokenManager) -> tuple[TokenData | None, TokenData | None]:
@@ -163,7 +163,7 @@ def test_delete_token_with_an_account_leaves_the_users_other_accounts(ims, redis
     assert gone is None and kept is not None
 
 
-def test_delete_token_everywhere_reaches_a_py_key_value_store(ims, redis_server):
+def test_delete_token_everywhere_reaches_a_py_key_value_store(ims, redis_server, redis_client):
     storage = DictKeyValue()
     pair = fresh_pair(ims)
 
