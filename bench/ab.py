@@ -2,6 +2,7 @@
 
     python bench/ab.py --checkout before=/path/to/old --checkout after=. --rounds 3
     python bench/ab.py --checkout before=/path/to/old --checkout after=. --section worker
+    python bench/ab.py --checkout on=. --checkout off=. --env off:FRAMEIO_KIT_EVENT_MAX=0 --section worker
 
 Each checkout's ingress (or worker) runs from its own tree (PYTHONPATH first), with this
 interpreter's packages. Rounds alternate over every server, so drift on the shared machine hits all
@@ -35,6 +36,18 @@ def _from_tree(path: str) -> dict[str, str]:
     return {"PYTHONPATH": str(Path(path).resolve()), "PYTHONSAFEPATH": "1"}
 
 
+def _extra_env(pairs: list[str], checkouts: dict[str, str]) -> dict[str, dict[str, str]]:
+    """`--env NAME:KEY=VALUE` per checkout: the same tree run with a setting on and off."""
+    extra: dict[str, dict[str, str]] = {name: {} for name in checkouts}
+    for pair in pairs:
+        name, _, setting = pair.partition(":")
+        key, eq, value = setting.partition("=")
+        if name not in extra or not eq:
+            raise SystemExit(f"--env {pair!r}: expected NAME:KEY=VALUE with NAME one of {', '.join(extra)}")
+        extra[name][key] = value
+    return extra
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkout", action="append", default=[], help="NAME=PATH (repeat); default: this tree")
@@ -46,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--section", choices=["ingress", "worker"], default="ingress")
     p.add_argument("--tasks", type=int, default=4000, help="no-op tasks per worker run")
+    p.add_argument(
+        "--env", action="append", default=[], help="NAME:KEY=VALUE (repeat): a setting for one checkout only"
+    )
     a = p.parse_args(argv)
     checkouts = dict(c.split("=", 1) for c in a.checkout) or {"this": str(ROOT)}
+    a.extra = _extra_env(a.env, checkouts)
     if a.section == "worker":
         return _workers(a, checkouts)
 
@@ -72,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             "bare": start_uvicorn("bare", "bench.apps:bare", a.workers, {**base, "PYTHONPATH": str(ROOT)}, work)
         }
         for name, path in checkouts.items():
-            env = {**base, **_from_tree(path)}
+            env = {**base, **_from_tree(path), **a.extra[name]}
             servers[name] = start_kit_ingress(name, a.workers, env, work)
         rows: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in servers}
         try:
@@ -133,7 +150,11 @@ def _workers(a: argparse.Namespace, checkouts: dict[str, str]) -> int:
                 shift = rnd % len(names)
                 bare_cpu = 0.0
                 for name in ["bare", *names[shift:], *names[:shift]]:
+                    for settings in a.extra.values():
+                        for key in settings:
+                            bench.env.pop(key, None)
                     bench.env.update(_from_tree(checkouts.get(name, str(ROOT))))
+                    bench.env.update(a.extra.get(name, {}))
                     task = "bench.noop" if name == "bare" else HANDLE_WEBHOOK
                     res = bench.drain(
                         name, bare if name == "bare" else kit, 1, bench.job_messages(a.tasks, "bench.noop", task)

@@ -101,6 +101,20 @@ class Settings(SigningSecrets):
     # Seconds a signed job stays runnable; unset: DEFAULT_JOB_MAX_AGE or the retry schedule, the longer.
     job_max_age: int | None = Field(None, ge=1, validation_alias=_env("FRAMEIO_KIT_JOB_MAX_AGE"))
 
+    # Frame.io's limits (docs/limits.md): the shared rate limiter, deferrals, handler time limits.
+    rate_limit_max_wait: float = Field(2.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RATE_LIMIT_MAX_WAIT"))
+    rate_limit_max_defer: int = Field(3600, ge=1, validation_alias=_env("FRAMEIO_KIT_RATE_LIMIT_MAX_DEFER"))
+    handler_timeout: float = Field(600.0, gt=0, validation_alias=_env("FRAMEIO_KIT_HANDLER_TIMEOUT"))
+
+    # Many tenants (docs/tenants.md): fairness between accounts.
+    fairness: Literal["account", "off"] = Field("account", validation_alias=_env("FRAMEIO_KIT_FAIRNESS"))
+
+    # Operators (docs/events.md): event history bounds, the per-handler circuit breaker.
+    event_retention: int = Field(7 * 86400, ge=60, validation_alias=_env("FRAMEIO_KIT_EVENT_RETENTION"))
+    event_max: int = Field(100_000, ge=0, validation_alias=_env("FRAMEIO_KIT_EVENT_MAX"))
+    breaker_failures: int = Field(0, ge=0, validation_alias=_env("FRAMEIO_KIT_BREAKER_FAILURES"))
+    breaker_probe: float = Field(60.0, gt=0, validation_alias=_env("FRAMEIO_KIT_BREAKER_PROBE"))
+
     # Operations (docs/operations.md): where the ingress binds, metrics, shutdown.
     host: str = Field("127.0.0.1", validation_alias=_env("FRAMEIO_KIT_HOST"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("FRAMEIO_KIT_PORT"))

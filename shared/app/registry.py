@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,11 @@ ActionHandlerFunc = Callable[[ActionEvent], Awaitable[AnyResponse]]
 """A custom action handler: answers a Message, a Form or None."""
 Handler = Callable[[Any], Awaitable[AnyResponse]]
 H = TypeVar("H", bound=Handler)
+OrderingScope = Literal["resource", "project", "workspace", "account"]
+OrderedBy = OrderingScope | Callable[[Any], str]
+"""What `ordered_by=` takes: a scope of the event, or a function from the event to a key."""
+DeadLetterHook = Callable[[Any], Awaitable[None]]
+"""An `@app.on_dead_letter` function: called in the worker with a dead letter's summary."""
 OnAuthCompleteFunc = Callable[["AuthCompleteContext"], Awaitable[Any]]
 """Per-action callback after a sign-in that action asked for: may return a Starlette `Response`
 (e.g. a redirect) to replace the default "signed in" page, or None to keep it."""
@@ -98,6 +104,9 @@ class HandlerSpec:
     resource_types: tuple[str, ...] = ()
     timeout_message: Message | None = None
     on_auth_complete: OnAuthCompleteFunc | None = None
+    timeout: float | None = None
+    queue: str | None = None
+    ordered_by: OrderedBy | None = None
     chain: NextFunc = field(compare=False, default=None)  # type: ignore[assignment]
 
     @property
@@ -134,6 +143,7 @@ class Registry:
         self._webhooks: dict[str, HandlerSpec] = {}
         self._actions: dict[str, HandlerSpec] = {}
         self._action_jobs: dict[str, HandlerSpec] = {}
+        self._dead_letter_hooks: list[DeadLetterHook] = []
         self._client: Client | None = None
         # One token manager (HTTP client + Redis pool) per event loop, closed by aclose().
         self._token_managers: dict[object, TokenManager] = {}
@@ -185,24 +195,41 @@ class Registry:
         *,
         max_retries: int | None = None,
         retry_backoff: float | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        ordered_by: OrderedBy | None = None,
     ) -> Callable[[H], H]:
         """Decorator to register a function as a webhook event handler (one type or a list).
 
         `max_retries` (retries after the first attempt) and `retry_backoff` (base delay, seconds)
-        override FRAMEIO_KIT_MAX_RETRIES and FRAMEIO_KIT_RETRY_BACKOFF for this handler.
+        override FRAMEIO_KIT_MAX_RETRIES and FRAMEIO_KIT_RETRY_BACKOFF for this handler. `timeout`
+        (seconds) overrides FRAMEIO_KIT_HANDLER_TIMEOUT. `queue` names the queue its jobs go to
+        (workers pick queues with `--queues`). `ordered_by` ("resource", "project", "workspace",
+        "account" or a function from the event to a key) runs events with the same key one at a
+        time, in the order they were acknowledged.
         """
         types = [event_type] if isinstance(event_type, str) else list(event_type)
         secret = self._secret_source(secret, "webhook")
-        if max_retries is not None and max_retries < 0:
-            raise ConfigurationError(f"on_webhook({event_type!r}): max_retries must be >= 0")
-        if retry_backoff is not None and retry_backoff < 0:
-            raise ConfigurationError(f"on_webhook({event_type!r}): retry_backoff must be >= 0")
+        where = f"on_webhook({event_type!r})"
+        _check_job_options(where, max_retries, retry_backoff, timeout, queue)
+        if ordered_by is not None and not callable(ordered_by) and ordered_by not in get_args(OrderingScope):
+            raise ConfigurationError(
+                f"{where}: ordered_by must be one of {', '.join(get_args(OrderingScope))} or a function of the event"
+            )
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
             for t in types:
                 self._webhooks[t] = self._spec(
-                    "webhook", t, func, secret, max_retries=max_retries, retry_backoff=retry_backoff
+                    "webhook",
+                    t,
+                    func,
+                    secret,
+                    max_retries=max_retries,
+                    retry_backoff=retry_backoff,
+                    timeout=timeout,
+                    queue=queue,
+                    ordered_by=ordered_by,
                 )
             return func
 
@@ -254,28 +281,50 @@ class Registry:
         return decorator
 
     def on_action_job(
-        self, job: str, *, max_retries: int | None = None, retry_backoff: float | None = None
+        self,
+        job: str,
+        *,
+        max_retries: int | None = None,
+        retry_backoff: float | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
     ) -> Callable[[H], H]:
         """Decorator to register the worker-side follow-up of an action, run by `hand_off(event, job)`.
 
         The function receives the `ActionEvent` (with `form_history` and `answers`) in a worker,
         through the middleware chain, and is retried like a webhook handler (`max_retries` and
         `retry_backoff` as for `on_webhook`), then dead-lettered; its return value is ignored (the
-        user already had their answer).
+        user already had their answer). `timeout` and `queue` as for `on_webhook`.
         """
-        if max_retries is not None and max_retries < 0:
-            raise ValueError(f"on_action_job({job!r}): max_retries must be >= 0")
-        if retry_backoff is not None and retry_backoff < 0:
-            raise ValueError(f"on_action_job({job!r}): retry_backoff must be >= 0")
+        _check_job_options(f"on_action_job({job!r})", max_retries, retry_backoff, timeout, queue)
 
         def decorator(func: H) -> H:
             _require_coroutine(func)
             self._action_jobs[job] = self._spec(
-                "action_job", job, func, None, max_retries=max_retries, retry_backoff=retry_backoff
+                "action_job",
+                job,
+                func,
+                None,
+                max_retries=max_retries,
+                retry_backoff=retry_backoff,
+                timeout=timeout,
+                queue=queue,
             )
             return func
 
         return decorator
+
+    def on_dead_letter(self, func: DeadLetterHook) -> DeadLetterHook:
+        """Decorator for code alerts: `func(summary)` runs in the worker once per dead letter, with
+        its summary (ids, type, reason, attempts; never the body or a secret). Its own failure is
+        logged and never loses the dead letter."""
+        _require_coroutine(func)
+        self._dead_letter_hooks.append(func)
+        return func
+
+    @property
+    def dead_letter_hooks(self) -> tuple[DeadLetterHook, ...]:
+        return tuple(self._dead_letter_hooks)
 
     def _spec(
         self,
@@ -598,6 +647,25 @@ def _describe(func: Callable[..., Any]) -> str:
 def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_job_options(
+    where: str, max_retries: int | None, retry_backoff: float | None, timeout: float | None, queue: str | None
+) -> None:
+    """Refuse at decoration what would only fail in a worker later."""
+    if max_retries is not None and max_retries < 0:
+        raise ConfigurationError(f"{where}: max_retries must be >= 0")
+    if retry_backoff is not None and retry_backoff < 0:
+        raise ConfigurationError(f"{where}: retry_backoff must be >= 0")
+    if timeout is not None and not timeout > 0:
+        raise ConfigurationError(f"{where}: timeout must be > 0 seconds")
+    if queue is not None and not _QUEUE_NAME.fullmatch(queue):
+        raise ConfigurationError(
+            f"{where}: queue={queue!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
 
 
 def _require_coroutine(func: Callable[..., Any]) -> None:
