@@ -16,7 +16,12 @@ app = App()
 _record = aioredis.from_url(os.environ.get("BENCH_RECORD_URL", "redis://127.0.0.1:6379/15"))
 
 
-@app.on_webhook("bench.noop")
+# BENCH_ORDERED_BY=resource: the no-op handler with per-key ordering (docs/tenants.md), to measure its
+# cost per task; bench/run_all.py then sequences the messages it pushes as the ingress would.
+_ORDERED_BY = os.environ.get("BENCH_ORDERED_BY") or None
+
+
+@app.on_webhook("bench.noop", ordered_by=_ORDERED_BY)  # type: ignore[arg-type]
 async def noop(event: WebhookEvent) -> None:
     return None
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -41,6 +42,7 @@ from bench.procs import (  # noqa: E402
     wrk,
 )
 from frameio_kit.testing import RedisServer, Service, celery_command, cli_command, wait_until  # noqa: E402
+from shared.jobs import routing  # noqa: E402
 from shared.jobs.contract import HANDLE_WEBHOOK, WebhookJob  # noqa: E402
 from shared.jobs.kombu_redis import build_task_message  # noqa: E402
 from shared.jobs.signing import JobSigner  # noqa: E402
@@ -48,6 +50,11 @@ from shared.jobs.signing import JobSigner  # noqa: E402
 QUEUE = "frameio-kit"
 SOAK_CHUNK = 240
 PACE_MS = 100
+
+
+def queued(r: redis.Redis) -> int:
+    """Messages waiting in the queue and its account shards (docs/tenants.md)."""
+    return sum(int(r.llen(name)) for name in routing.physical_queues(QUEUE))
 
 
 def log(msg: str) -> None:
@@ -103,7 +110,7 @@ class Bench:
             delay_ms=delay_ms,
         )
         out = res.as_dict()
-        out["queued"] = int(self.r.llen(QUEUE))
+        out["queued"] = queued(self.r)
         return out
 
     def ingress(self) -> None:
@@ -179,7 +186,14 @@ class Bench:
         acked = res["requests"] - res["non2xx"]
         queued = res["queued"]
         sample = min(self.args.sample, queued)
-        self.r.ltrim(QUEUE, 0, sample - 1)
+        keep = sample  # the queue and its account shards (docs/tenants.md) together keep `sample` messages
+        for name in routing.physical_queues(QUEUE):
+            kept = min(int(self.r.llen(name)), keep)
+            if kept:
+                self.r.ltrim(name, 0, kept - 1)
+            else:
+                self.r.delete(name)
+            keep -= kept
         rec = redis.Redis.from_url(self.redis_server.db_url(1))
         rec.delete("bench:done")
         argv = celery_command(
@@ -212,12 +226,51 @@ class Bench:
 
     def job_messages(self, n: int, event_type: str, task: str = HANDLE_WEBHOOK) -> list[bytes]:
         tag = f"w{time.time_ns()}"
+        ordered_by = self.env.get("BENCH_ORDERED_BY") if task == HANDLE_WEBHOOK else None
         out = []
         for i in range(n):
             body = payloads.webhook_body(i, tag, event_type)
             job = WebhookJob.for_delivery(event_type, f"{tag}-{i}", body, int(time.time()))
-            out.append(build_task_message(task, job.model_dump(), job.describe(), QUEUE, self.signer))
+            kwargs = job.model_dump(exclude_none=True)
+            if ordered_by:  # bench/kit_app.py's BENCH_ORDERED_BY: each event its own key (the uncontended cost)
+                kwargs["order_key"] = routing.order_key(ordered_by, SimpleNamespace(resource_id=job.resource_id))
+            out.append(build_task_message(task, kwargs, job.describe(), QUEUE, self.signer))
         return out
+
+    def sequence(self, env: dict[str, str], messages: list[bytes]) -> None:
+        """With BENCH_ORDERED_BY, each message's sequence number as the ingress gives it (enqueue.lua): every
+        event is its key's first, so the workers' gate lets it run and its completion hands the key on."""
+        from shared.jobs.kombu_redis import task_of
+        from shared.redis_keys import order_state_key
+
+        if not env.get("BENCH_ORDERED_BY"):
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for message in messages:
+            _, kwargs = task_of(message)
+            if "order_key" in kwargs:
+                pipe.hset(order_state_key(kwargs["order_key"]), mapping={"last": 1, kwargs["idempotency_key"]: 1})
+        pipe.execute()
+
+    def record_history(self, env: dict[str, str], messages: list[bytes]) -> None:
+        """The event history's records of `messages`, written as the ingress writes them (record.lua), unless
+        the run has it off (FRAMEIO_KIT_EVENT_MAX=0): the workers' status writes then land on real records."""
+        from shared.events.history import RECORD_LUA, EventWriter
+        from shared.jobs.kombu_redis import task_of
+        from shared.settings import Settings
+
+        writer = EventWriter(Settings(event_max=int(env.get("FRAMEIO_KIT_EVENT_MAX", "100000"))))
+        if not writer.enabled:
+            return
+        items = []
+        for message in messages:
+            task, kwargs = task_of(message)
+            item = writer.queued(task, kwargs, None, QUEUE, message)
+            if item is not None:
+                items.append(item)
+        for start in range(0, len(items), 256):
+            keys, args = writer.script_call(items[start : start + 256])
+            self.r.eval(RECORD_LUA, len(keys), *keys, *args)
 
     def drain(
         self, label: str, argv: list[str], processes: int, messages: list[bytes], app: str | None = None
@@ -232,6 +285,8 @@ class Bench:
             for w in workers:
                 w.wait_for_output(r" ready\.", timeout=90)
             time.sleep(1.0)
+            self.record_history(env, messages)  # as the ingress would have: the workers then update them
+            self.sequence(env, messages)
             idle = rss_mb(workers[0].pid)
             cpu0 = sum(cpu_seconds(w.pid) for w in workers)
             t0 = time.perf_counter()
@@ -246,7 +301,7 @@ class Bench:
             def drained() -> bool:
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"{label}: not drained in time")
-                return self.r.llen(QUEUE) == 0 and self.r.hlen("unacked") == 0
+                return queued(self.r) == 0 and self.r.hlen("unacked") == 0
 
             while not drained():
                 time.sleep(0.01)
@@ -385,7 +440,7 @@ class Bench:
                 errors=sum(r.errors for r in results),
             )
             wait_until(
-                lambda: self.r.llen(QUEUE) == 0 and self.r.hlen("unacked") == 0, timeout=120, what="soak queue drained"
+                lambda: queued(self.r) == 0 and self.r.hlen("unacked") == 0, timeout=120, what="soak queue drained"
             )
             samples.append(
                 {

@@ -3,6 +3,7 @@
 # First: refuse a user's package named `shared`, `ingress` or `workers` before `shared` resolves to it.
 from frameio_kit import import_guard  # noqa: F401
 from frameio_kit.app import App
+from frameio_kit.storage import DynamoDBStorage, MemoryStorage, Storage
 from shared.actions.handoff import hand_off
 from shared.app.registry import (
     ActionHandlerFunc,
@@ -54,6 +55,7 @@ from shared.errors import (
     FrameioKitError,
     GrantRejected,
     HandlerFailed,
+    HandlerTimeout,
     IdentityProviderUnavailable,
     InstallationError,
     InstallationNotFoundError,
@@ -63,6 +65,7 @@ from shared.errors import (
     OAuthError,
     PayloadTooLarge,
     PermanentError,
+    RateLimited,
     RedisServerUnavailable,
     ReplayRefused,
     RequestRejected,
@@ -76,8 +79,10 @@ from shared.errors import (
     TokenRefreshError,
     TokenUnreadable,
 )
+from shared.events.model import DeadLetterSummary
 from shared.install.models import ActionRecord, Installation, InstallField, WebhookRecord
 from shared.oauth.config import OAuthConfig
+from shared.ratelimit.transport import RateLimitTransport, SyncRateLimitTransport
 
 __all__ = [
     "Account",
@@ -96,7 +101,9 @@ __all__ = [
     "CheckboxField",
     "Client",
     "ConfigurationError",
+    "DeadLetterSummary",
     "DevError",
+    "DynamoDBStorage",
     "EncryptionKeyMismatch",
     "EventValidationError",
     "Form",
@@ -105,6 +112,7 @@ __all__ = [
     "FrameioKitError",
     "GrantRejected",
     "HandlerFailed",
+    "HandlerTimeout",
     "IdentityProviderUnavailable",
     "InstallFailed",
     "InstallField",
@@ -114,6 +122,7 @@ __all__ = [
     "InvalidPayload",
     "LinkField",
     "LockUnavailable",
+    "MemoryStorage",
     "Message",
     "Middleware",
     "NextFunc",
@@ -124,6 +133,8 @@ __all__ = [
     "PayloadTooLarge",
     "PermanentError",
     "Project",
+    "RateLimitTransport",
+    "RateLimited",
     "RedisServerUnavailable",
     "ReplayRefused",
     "RequestRejected",
@@ -138,6 +149,8 @@ __all__ = [
     "SignatureInvalid",
     "SignatureVerificationError",
     "StepStillRunning",
+    "Storage",
+    "SyncRateLimitTransport",
     "TextField",
     "TextareaField",
     "TokenExchangeError",

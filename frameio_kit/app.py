@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from frameio_kit.storage import refuse_process_local, token_storage
 from shared.app.registry import Registry
 from shared.settings import get_settings
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
     from shared.oauth.config import OAuthConfig
+    from shared.settings import Settings
 
 
 class App(Registry):
@@ -25,7 +27,8 @@ class App(Registry):
     The keywords frameio-kit 0.0.10 added are accepted so its code runs unchanged: `api_url` is the
     Frame.io API base of `app.client` and of sign-in (None reads FRAMEIO_KIT_API_URL); `storage` and
     `encryption_key` fill the same-named `OAuthConfig` fields when those are unset (the token store
-    and its keys belong to OAuth here); the branding ones are kept for the install pages.
+    and its keys belong to OAuth here; what `MemoryStorage`, `DynamoDBStorage` and a v0.0.10 `Storage`
+    mean is in frameio_kit/storage.py); the branding ones are kept for the install pages.
     """
 
     _asgi: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
@@ -44,13 +47,21 @@ class App(Registry):
         **kwargs: Any,
     ) -> None:
         if oauth is not None:
-            oauth = _with_app_storage(oauth, storage, encryption_key)
+            oauth = _with_app_storage(oauth, token_storage(storage), encryption_key)
         self.storage = storage
         self.encryption_key = encryption_key
         self.primary_color = primary_color
         self.accent_color = accent_color
         self.custom_css = custom_css
         self.show_powered_by = show_powered_by
+        from ingress.install.branding import check_branding  # no web imports: workers load it too
+
+        check_branding(
+            primary_color=primary_color,
+            accent_color=accent_color,
+            custom_css=custom_css,
+            logo_url=kwargs.get("logo_url"),
+        )
         self._routers: list[Starlette] = []
         super().__init__(oauth=oauth, api_url=api_url, **kwargs)
 
@@ -66,9 +77,16 @@ class App(Registry):
         app.close()` from the host app's shutdown to release what it opened."""
         from ingress.app import create_app
 
-        router = create_app(self, get_settings())
+        settings = get_settings()
+        self.check_start_up(settings)
+        router = create_app(self, settings)
         self._routers.append(router)
         return router
+
+    def check_start_up(self, settings: Settings) -> None:
+        """Refuse `MemoryStorage` outside dev mode where an ingress or worker starts (not in the harness)."""
+        refuse_process_local(self.storage, settings)
+        super().check_start_up(settings)
 
     async def close(self) -> None:
         """Close the API client, token manager and the ingress connections of every router this App

@@ -9,7 +9,13 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from frameio_kit import dead_letter_commands, flower_command, operations_commands
+from frameio_kit import (
+    dead_letter_commands,
+    events_commands,
+    flower_command,
+    handlers_commands,
+    operations_commands,
+)
 from frameio_kit.dev_secrets import refuse_known_secrets
 from frameio_kit.placeholder_secrets import refuse_placeholder_secrets
 from shared.errors import AppLoadError, ConfigurationError
@@ -76,9 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--hostname", "-n", default=None, help="node name (default frameio-kit-<pid>@<host>)")
     worker.add_argument("--loglevel", "-l", default=None, help="log level (default FRAMEIO_KIT_LOG_LEVEL)")
+    worker.add_argument(
+        "--queues",
+        "-Q",
+        default=None,
+        metavar="NAMES",
+        help="consume only these queues, comma-separated (default: every queue the integration uses)",
+    )
     worker.set_defaults(run=_run_worker)
 
     dead_letter_commands.add_parser(sub)
+    events_commands.add_parser(sub)
+    handlers_commands.add_parser(sub)
     operations_commands.add_parsers(sub)
     flower_command.add_parser(sub)
     return parser
@@ -155,6 +170,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
 def _run_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args.app)
     refuse_placeholder_secrets(settings)
+    from shared.jobs.routing import parse_queue_list
     from shared.oauth.token_manager import check_keys_at_start_up
     from workers.celery_app import app
     from workers.runtime import current
@@ -163,7 +179,12 @@ def _run_worker(args: argparse.Namespace) -> int:
     runtime.signer  # noqa: B018 - a missing job-signing key fails here, with exit 2
     runtime.app  # noqa: B018
     check_keys_at_start_up(runtime.app.oauth, settings)
+    from workers.timeouts import check_handler_timeouts
+
+    check_handler_timeouts(runtime.app, settings)  # a timeout not below the visibility timeout: exit 2
     name = args.hostname or f"frameio-kit-{os.getpid()}@{socket.gethostname()}"
+    # docs/tenants.md: each queue named here is consumed with its account shards (workers/queues.py).
+    selected = ["-Q", ",".join(parse_queue_list(args.queues))] if args.queues is not None else []
     argv = [
         "worker",
         "-P",
@@ -175,6 +196,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         "-E",
         "-l",
         (args.loglevel or settings.log_level).upper(),
+        *selected,
     ]
     app.worker_main(argv)
     return 0

@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any
 
+from frameio_kit import events_commands
 from shared.errors import ReplayRefused
 from shared.jobs.contract import AnyJob
 from shared.jobs.dead_letters import DeadLetter, DeadLetterStore
@@ -35,9 +36,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     replay = actions.add_parser(
         "replay", help="queue dead-lettered jobs again, as signed, if they verify; with a fresh attempt count"
     )
-    target = replay.add_mutually_exclusive_group(required=True)
+    target = replay.add_mutually_exclusive_group()
     target.add_argument("id", nargs="?", help="dead-letter id (or a unique prefix)")
     target.add_argument("--all", action="store_true", help="replay every dead letter")
+    # The filters of `events replay` (docs/events.md), on the dead letters' jobs and dead-letter time.
+    events_commands.add_filter_arguments(replay, status=False)
+    replay.add_argument("--limit", type=int, default=None, help="at most this many matching ones (newest first)")
+    replay.add_argument("--dry-run", action="store_true", help="print exactly what would be replayed, send nothing")
     purge = actions.add_parser("purge", help="delete every dead letter")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (scripts)")
     parser.set_defaults(run=run)
@@ -64,7 +69,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if action == "show":
         return _show(store, args.id)
     if action == "replay":
-        return _replay(store, settings, None if args.all else args.id)
+        where = events_commands.filter_from(args)
+        if args.id is None and not args.all and where.empty:
+            print("frameio-kit dead-letters replay: name a dead letter, give a filter, or pass --all", file=sys.stderr)
+            return 2
+        return _replay(store, settings, None if args.all or args.id is None else args.id, args)
     if not args.yes and not _confirmed(store.count()):
         print("frameio-kit dead-letters: nothing purged (pass --yes to purge without asking)", file=sys.stderr)
         return 1
@@ -99,7 +108,7 @@ def _show(store: DeadLetterStore, letter_id: str) -> int:
     return 0
 
 
-def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -> int:
+def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None, args: Any = None) -> int:
     from shared.jobs.signing import JobSigner
 
     signer = JobSigner.from_settings(settings)  # no key: exit 2 before anything is sent
@@ -110,21 +119,33 @@ def _replay(store: DeadLetterStore, settings: Settings, letter_id: str | None) -
         # Records of jobs the workers refused (unsigned, expired) hold no job: nothing to replay or report.
         letters = [x for x in everything if x.replayable]
         skipped = len(everything) - len(letters)
+        if args is not None:  # the filters (docs/events.md)
+            letters = events_commands.matching_dead_letters(letters, events_commands.filter_from(args), args.limit)
     else:
         found = store.get(letter_id)
         if found is None:
             return _not_found(letter_id)
         letters = [found]
+    if args is not None and args.dry_run:
+        return events_commands.dead_letters_dry_run(letters, signer)
     from shared import tracing
     from shared.jobs.publish import producer_app, send_signed  # Celery only for this action
+    from shared.jobs.routing import Router
+
+    router = Router(settings)
+
+    mark_replayed = events_commands.replay_marker(settings)  # the event history (docs/events.md)
 
     def send(task_name: str, signed: dict[str, Any], job: AnyJob) -> str:
+        mark_replayed(job.idempotency_key)
+        # Back to its handler's queue, on its account's shard (docs/tenants.md).
+        queue = router.queue_for_job(job.queue, job.body, getattr(job, "context", None))
         if not tracing.ACTIVE:
-            return send_signed(celery, task_name, signed, job.describe(), settings.queue)
+            return send_signed(celery, task_name, signed, job.describe(), queue)
         # Each replay starts a trace: its worker attempts are children of this span.
         ids = {"frameio.event.type": job.event_type, "frameio.resource.id": getattr(job, "resource_id", None)}
         with tracing.span("dead-letter replay", "PRODUCER", attributes=ids):
-            return send_signed(celery, task_name, signed, job.describe(), settings.queue)
+            return send_signed(celery, task_name, signed, job.describe(), queue)
 
     tracing.configure_tracing(settings, "frameio-kit-cli")
     celery = producer_app(settings)

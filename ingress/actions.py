@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from typing import Any
 
@@ -29,10 +30,10 @@ from shared.actions.state import (
     step_key,
 )
 from shared.app.registry import HandlerSpec
-from shared.context import bind_hand_off, reset_hand_off
+from shared.context import bind_hand_off, bind_handler, reset_hand_off, reset_handler
 from shared.core.events import ActionEvent
 from shared.core.ui import AnyResponse, Form, Message
-from shared.errors import ActionStateUnavailable, ActionStepRefused, StepStillRunning
+from shared.errors import ActionStateUnavailable, ActionStepRefused, RateLimited, StepStillRunning
 from shared.jobs.contract import HANDLE_ACTION_JOB, ActionJob, action_job_key
 from shared.jobs.redaction import scrubbed_traceback, string_leaves
 
@@ -54,6 +55,17 @@ TIMEOUT_MESSAGE = Message(
 FAILED_MESSAGE = Message(title="Something went wrong", description="The action failed. Please try again.")
 UNAVAILABLE_MESSAGE = Message(title="Temporarily unavailable", description="Please try again in a moment.")
 REFUSED_TITLE = "Action refused"
+BUSY_TITLE = "Frame.io is busy"
+
+
+def busy_message(exc: RateLimited) -> Message:
+    """The answer of an action whose Frame.io call hit the rate limit (docs/limits.md): nothing was done."""
+    seconds = max(1, math.ceil(exc.retry_after))
+    return Message(
+        title=BUSY_TITLE,
+        description=f"Frame.io is handling too many requests right now, so nothing was done. Try again in {seconds} s.",
+    )
+
 
 # A retry waits for the first run, which ends within the time budget; the margin covers the
 # first run's own bookkeeping. Still under Frame.io's 5 s with the largest allowed budget.
@@ -120,9 +132,11 @@ async def _run_step(
     context = {**interaction.context, **sent_context}
     apply_context(event, context).with_form_history(interaction.history)
     token = bind_hand_off(functools.partial(_enqueue_job, state, event, body, interaction.history, context))
+    handler = bind_handler(spec.event_type)  # the label of its throttled Frame.io calls (docs/limits.md)
     try:
         task = asyncio.create_task(invoke_handler(state, spec, event))
     finally:
+        reset_handler(handler)
         reset_hand_off(token)
     budget = state.settings.action_timeout
     if not await _finished_within(task, budget):
@@ -134,6 +148,9 @@ async def _run_step(
         return StepResult(_encode(spec.timeout_message or TIMEOUT_MESSAGE), record=None, context=sent_context)
     try:
         return StepResult(_encode(task.result()), record=event.data, context=sent_context)
+    except RateLimited as exc:
+        logger.warning("%s interaction=%s: %s", event.type, event.interaction_id, exc)
+        return StepResult(_encode(busy_message(exc)), record=None, context=sent_context)
     except Exception as exc:
         # Exception text may quote what the user typed (int(event.data["pin"])): scrubbed as in the workers.
         answers = [*string_leaves(interaction.history), *string_leaves(event.data)]
@@ -186,6 +203,7 @@ async def _enqueue_job(
     if job not in state.app.action_job_handlers:
         raise ValueError(f"hand_off: no @app.on_action_job({job!r}) is registered")
     key = action_job_key(job, body)
+    queue = state.app.action_job_handlers[job].queue
     payload = ActionJob(
         job=job,
         event_type=event.type,
@@ -197,8 +215,13 @@ async def _enqueue_job(
         timestamp=event.timestamp,
         received_at=time.time(),
         idempotency_key=key,
+        queue=queue,
     )
-    fresh = await state.producer.enqueue(HANDLE_ACTION_JOB, payload.model_dump(), payload.describe(), key)
+    # docs/tenants.md: the job's queue, and its account's shard of it (the first call's context when
+    # a submission omits the account).
+    target = state.router.queue(queue, event.account_id or str(context.get("account_id") or ""))
+    kwargs = payload.model_dump(exclude_none=True)
+    fresh = await state.producer.enqueue(HANDLE_ACTION_JOB, kwargs, payload.describe(), key, queue=target, event=event)
     logger.info(
         "%s interaction=%s: job %s %s", event.type, event.interaction_id, job, "enqueued" if fresh else "duplicate"
     )

@@ -18,8 +18,10 @@ from starlette.responses import JSONResponse, Response
 
 from ingress.state import IngressState
 from shared.errors import RequestRejected, ServiceUnavailable
+from shared.events.pauses import PauseReading, aread_pauses, pause_families
 from shared.hmac_sign import same
 from shared.jobs import queue_stats
+from shared.ratelimit.limiter import observe_throttles
 from shared.settings import Settings
 
 REQUESTS = Counter(
@@ -38,7 +40,22 @@ ACTION_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 10),
 )
 
+THROTTLED = Counter(
+    "frameio_kit_ingress_throttled_calls",
+    "Frame.io calls made in the ingress (action handlers by event type; sign-in and install as '-') held by the "
+    "shared rate limit: waited for budget, refused or 429 (docs/limits.md).",
+    ["event_type", "outcome"],
+)
+
 _children: dict[tuple[str, str], _CounterT] = {}
+
+
+def count_throttled(kind: str, handler: str) -> None:
+    """One Frame.io call held by the rate limiter (shared/ratelimit), under the handler it ran in."""
+    THROTTLED.labels(handler, kind).inc()
+
+
+observe_throttles(count_throttled)
 
 
 def count_request(kind: str, outcome: str) -> None:
@@ -112,9 +129,12 @@ async def _queue_gauges(state: IngressState) -> bytes:
     try:
         async with asyncio.timeout(1.0):
             broker = state.queue_redis if settings.broker_is_redis else None
-            stats = await queue_stats.aread(broker, state.redis, settings.queue)
+            stats = await queue_stats.aread(broker, state.redis, state.queues)
+            paused, held = await aread_pauses(state.queue_redis)  # paused handlers (docs/events.md)
     except (RedisError, OSError, TimeoutError):
         return b""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(queue_stats.Reading(stats, settings.queue))
+    registry.register(queue_stats.Reading(stats, state.queues))
+    handlers = [*state.app.webhook_handlers, *state.app.action_job_handlers]
+    registry.register(PauseReading(pause_families(paused, held, handlers)))
     return generate_latest(registry)

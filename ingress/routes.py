@@ -109,7 +109,7 @@ class EventEndpoint:
                 tracing.annotate(**tracing.event_attributes(event))
                 tracing.current_span().add_event("verified")
             if spec.kind == "webhook":
-                outcome = await _enqueue_webhook(state, event, body, ts)
+                outcome = await _enqueue_webhook(state, spec, event, body, ts)
                 _log(event_type, outcome, started)
                 metrics.count_request("webhook", outcome)
                 return _ACCEPTED
@@ -314,11 +314,20 @@ def _invalid_fields(exc: ValidationError) -> str:
     return ", ".join(fields[:10])
 
 
-async def _enqueue_webhook(state: IngressState, event: AnyEvent, body: bytes, ts: int) -> str:
+async def _enqueue_webhook(state: IngressState, spec: HandlerSpec, event: AnyEvent, body: bytes, ts: int) -> str:
     kwargs = WebhookJob.delivery_kwargs(event.type, event.resource_id, body, ts)
+    # docs/tenants.md: the handler's queue, its account's shard, and its ordering key (all signed).
+    queue, order = state.router.webhook(spec.queue, spec.ordered_by, event)
+    if spec.queue is not None:
+        kwargs["queue"] = spec.queue
+    if order is not None:
+        kwargs["order_key"] = order
     describe = describe_webhook(event.type, event.resource_id)
     enqueue_started = time.perf_counter()
-    fresh = await state.producer.enqueue(HANDLE_WEBHOOK, kwargs, describe, kwargs["idempotency_key"])
+    key = kwargs["idempotency_key"]
+    fresh = await state.producer.enqueue(
+        HANDLE_WEBHOOK, kwargs, describe, key, queue=queue, order_key=order, event=event
+    )
     metrics.observe_enqueue(enqueue_started)
     return "enqueued" if fresh else "duplicate"
 

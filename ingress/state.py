@@ -11,6 +11,7 @@ from ingress.install.session import SessionStore
 from ingress.producers import Producer, build_producer
 from shared.actions.state import ActionState
 from shared.app.registry import Registry
+from shared.jobs.routing import Router, app_queues, check_ordering
 from shared.jobs.signing import JobSigner
 from shared.redis_client import async_client
 from shared.settings import Settings
@@ -22,6 +23,7 @@ class IngressState:
     """Shared by every request of one process; built in the lifespan, closed at shutdown."""
 
     def __init__(self, app: Registry, settings: Settings) -> None:
+        check_ordering(settings, [s.event_type for s in app.webhook_handlers.values() if s.ordered_by is not None])
         self.app = app
         self.settings = settings
         self.signer = JobSigner.from_settings(settings)
@@ -30,6 +32,10 @@ class IngressState:
         same = settings.queue_redis_url == settings.redis_url
         self.queue_redis = self.redis if same else async_client(settings.queue_redis_url, "ingress")
         self.producer: Producer = build_producer(settings, self.queue_redis, self.signer)
+        # Where each job goes (queue, account shard, ordering key): docs/tenants.md.
+        self.router = Router(settings)
+        handlers = [*app.webhook_handlers.values(), *app.action_job_handlers.values()]
+        self.queues = app_queues(settings.queue, (s.queue for s in handlers))
         self.fallback_secrets = [
             s.get_secret_value() for s in (settings.webhook_secret, settings.custom_action_secret) if s is not None
         ]

@@ -21,6 +21,7 @@ _event_account: ContextVar[str | None] = ContextVar("frameio_kit_event_account",
 _hand_off: ContextVar[HandOff | None] = ContextVar("frameio_kit_hand_off", default=None)
 _install_config: ContextVar[dict[str, str] | None] = ContextVar("frameio_kit_install_config", default=None)
 _request: ContextVar[Any | None] = ContextVar("frameio_kit_request", default=None)
+_handler: ContextVar[str] = ContextVar("frameio_kit_handler", default="-")
 
 
 # -- the signed-in user's token ------------------------------------------------------------------
@@ -149,3 +150,20 @@ def bind_request(request: Any) -> Token[Any | None]:
 
 def reset_request(handle: Token[Any | None]) -> None:
     _request.reset(handle)
+
+
+# -- the running handler's name (metrics of what runs inside it) ------------------------------------
+
+
+def current_handler() -> str:
+    """The event type (or action job) whose handler is running, "-" outside one: the label the rate
+    limiter's metrics count a throttled call under."""
+    return _handler.get()
+
+
+def bind_handler(name: str) -> Token[str]:
+    return _handler.set(name)
+
+
+def reset_handler(handle: Token[str]) -> None:
+    _handler.reset(handle)

@@ -32,6 +32,8 @@ FrameioKitError
 ├── DevError                     `frameio-kit dev` cannot start
 ├── RedisServerUnavailable       frameio_kit.testing: no `redis-server` on PATH, or it did not start
 ├── HandlerFailed                stands in for a handler's exception in Celery's retry: scrubbed text only
+├── RateLimited                  a Frame.io call had no rate budget in time, or was answered 429: retry_after
+├── HandlerTimeout               a worker handler ran past its time limit and was cancelled
 └── PermanentError               raised by a handler: do not retry, dead-letter at once
 """
 
@@ -208,6 +210,29 @@ class RedisServerUnavailable(FrameioKitError, RuntimeError):
 
 class HandlerFailed(FrameioKitError):
     """Stands in for a handler's exception in Celery's retry (events, Flower): scrubbed text only."""
+
+
+class RateLimited(FrameioKitError):
+    """A Frame.io call not sent, or not accepted: its budget (account, user, endpoint) had no room within
+    FRAMEIO_KIT_RATE_LIMIT_MAX_WAIT, or Frame.io answered 429. Nothing was done; `retry_after` seconds
+    from now the budget has room again. Raised out of a worker handler, the job is deferred, not
+    retried (docs/limits.md); out of an action handler, the user gets a "Frame.io is busy" Message."""
+
+    def __init__(self, retry_after: float, *, endpoint: str = "", answered_429: bool = False) -> None:
+        self.retry_after = max(0.0, float(retry_after))
+        self.endpoint = endpoint
+        self.answered_429 = answered_429
+        what = "answered 429" if answered_429 else "no rate budget"
+        super().__init__(f"Frame.io {what} for {endpoint or 'a call'}: retry in {self.retry_after:.1f} s")
+
+
+class HandlerTimeout(FrameioKitError):
+    """A worker handler ran longer than its `timeout=` (or FRAMEIO_KIT_HANDLER_TIMEOUT) and was cancelled;
+    the attempt fails and is retried by the handler's policy, dead-lettered with reason `timeout` at the end."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"handler ran past its {seconds:g} s time limit and was cancelled")
 
 
 class ReplayRefused(FrameioKitError):

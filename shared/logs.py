@@ -36,6 +36,9 @@ KIT_LOGGERS = (
     "frameio_kit.oauth",
     "frameio_kit.worker",
     "frameio_kit.ledger",
+    "frameio_kit.ordering",
+    "frameio_kit.ratelimit",
+    "frameio_kit.routing",
 )
 """The loggers whose arguments `EscapingFilter` escapes: every `frameio_kit.*` logger the kit's modules
 use (tests/test_security_round3_logs.py checks the list against the source)."""

@@ -12,7 +12,7 @@ from typing import Literal
 import redis
 import redis.asyncio
 
-Role = Literal["ingress", "tokens", "worker", "probe"]
+Role = Literal["ingress", "tokens", "worker", "probe", "limiter"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ ROLE_TIMEOUTS: dict[Role, Timeouts] = {
     "worker": Timeouts(connect=2.0, read=5.0),
     # Health checks and metrics scrapes: an absent answer beats a late one.
     "probe": Timeouts(connect=1.0, read=1.0),
+    # The shared rate limiter, before every Frame.io call: a slow Redis lets the call through instead.
+    "limiter": Timeouts(connect=0.5, read=1.0),
 }
 
 

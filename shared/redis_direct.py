@@ -93,6 +93,32 @@ class AsyncScriptCaller:
             await conn.disconnect(nowait=True)
             raise
 
+    async def call_many(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
+        """Several script calls in one round trip, run by Redis in this order. Each result is the
+        script's answer or the error it answered (an exception instance, not raised: one failing
+        script does not hide the others' answers); connection errors raise."""
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        packed: list[bytes] = []
+        for script, keys, args in calls:
+            packed += conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        results: list[Any] = []
+        try:
+            await conn.send_packed_command(packed)
+            for _ in calls:
+                try:
+                    results.append(await conn.read_response())
+                except redis.ResponseError as exc:  # a whole error reply was read: the connection is in step
+                    results.append(exc)
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        for i, (script, keys, args) in enumerate(calls):
+            if isinstance(results[i], NoScriptError):  # Redis lost its scripts (restart, flush): load, run
+                results[i] = await script(keys=keys, args=args)
+        return results
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.disconnect(nowait=True)

@@ -173,3 +173,88 @@ def install_state_key(state_digest: str) -> str:
     """A completed install-page sign-in's state: a marker written only after Adobe accepted the code, so
     a replayed callback is refused; keyed by the state's hash. Pending sign-ins store nothing."""
     return f"{PREFIX}:install:state:{state_digest}"
+
+
+# -- the event history and paused handlers (shared/events/): on the queue's Redis, beside the scripts that
+# write them. record.lua builds `event:` and `event-envelope:` keys from EVENT_KEY_PREFIX to trim by count.
+
+EVENT_KEY_PREFIX = f"{PREFIX}:event"
+
+
+def event_key(event_id: str) -> str:
+    """One acknowledged webhook or action job in the history (hash: ids, status, attempts; never a body)."""
+    return f"{EVENT_KEY_PREFIX}:{event_id}"
+
+
+def event_envelope_key(event_id: str) -> str:
+    """The signed job of one recorded event, kept for replay (action jobs only encrypted)."""
+    return f"{EVENT_KEY_PREFIX}-envelope:{event_id}"
+
+
+def event_index_key() -> str:
+    """Sorted set of recorded event ids, scored by when the ingress acknowledged them."""
+    return f"{EVENT_KEY_PREFIX}s"
+
+
+def paused_handlers_key() -> str:
+    """Hash of paused handlers: handler key -> who paused it, when and why (JSON)."""
+    return f"{PREFIX}:handlers:paused"
+
+
+def handler_failures_key(handler: str) -> str:
+    """Consecutive failed attempts of one handler (the breaker's count), reset by a success."""
+    return f"{PREFIX}:handlers:failures:{_part(handler)}"
+
+
+def held_jobs_key(handler: str) -> str:
+    """The jobs of a paused handler, set aside (list of signed jobs), queued again when it resumes."""
+    return f"{PREFIX}:handlers:held:{_part(handler)}"
+
+
+def handler_probe_key(handler: str) -> str:
+    """Held while one probe job of a paused handler runs, and until the next probe is due."""
+    return f"{PREFIX}:handlers:probe:{_part(handler)}"
+
+
+# -- per-key ordering (shared/jobs/ordering.py): on the queue's Redis, beside the queue and the ledger.
+
+
+def order_state_key(order_key: str) -> str:
+    """Hash of one ordering key (hashed, shared/jobs/routing.py): `last` sequence given, `next` allowed to
+    run, and idempotency key -> sequence of each message still to finish."""
+    return f"{PREFIX}:order:{order_key}"
+
+
+def order_parked_key(order_key: str) -> str:
+    """Hash of one ordering key's parked messages: sequence -> queue, idempotency key and message."""
+    return f"{PREFIX}:order:{order_key}:parked"
+
+
+def order_waiting_key() -> str:
+    """Sorted set of ordering keys with parked messages, scored by when their head counts as lost."""
+    return f"{PREFIX}:order-waiting"
+
+
+def order_sweep_lock_key() -> str:
+    """Held by the one worker looking for ordering keys whose head was lost."""
+    return f"{PREFIX}:order-waiting:sweep-lock"
+
+
+# -- Frame.io's rate limits (shared/ratelimit/): in REDIS_URL, shared by every ingress and worker.
+
+
+def rate_limit_key(account_id: str, identity: str, endpoint: str) -> str:
+    """Hash of one rate budget (account, token identity, endpoint template): the `limit`/`window` Frame.io
+    answered for it and the limiter's bookkeeping. Holds no token and no resource id."""
+    return f"{PREFIX}:ratelimit:{_part(account_id)}:{identity}:{endpoint}"
+
+
+def rate_limit_log_key(account_id: str, identity: str, endpoint: str) -> str:
+    """Sorted set of one rate budget's calls: the times they were (or are reserved to be) sent."""
+    return f"{rate_limit_key(account_id, identity, endpoint)}:log"
+
+
+def rate_limit_endpoint_key(endpoint: str) -> str:
+    """Hash of the `limit`/`window` last learned for an endpoint template, whoever called it: a new
+    account or token starts from it instead of the documented default."""
+    return f"{PREFIX}:ratelimit-endpoint:{endpoint}"

@@ -102,6 +102,8 @@ class Settings(SigningSecrets):
     job_max_age: int | None = Field(None, ge=1, validation_alias=_env("FRAMEIO_KIT_JOB_MAX_AGE"))
 
     # Frame.io's limits (docs/limits.md): the shared rate limiter, deferrals, handler time limits.
+    # off: calls are sent without spending the shared budget (a 429 still raises RateLimited).
+    rate_limit: bool = Field(True, validation_alias=_env("FRAMEIO_KIT_RATE_LIMIT"))
     rate_limit_max_wait: float = Field(2.0, ge=0, validation_alias=_env("FRAMEIO_KIT_RATE_LIMIT_MAX_WAIT"))
     rate_limit_max_defer: int = Field(3600, ge=1, validation_alias=_env("FRAMEIO_KIT_RATE_LIMIT_MAX_DEFER"))
     handler_timeout: float = Field(600.0, gt=0, validation_alias=_env("FRAMEIO_KIT_HANDLER_TIMEOUT"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from frameio_kit import testing
 from frameio_kit.testing import (
     RedisServer,
@@ -16,6 +18,7 @@ from frameio_kit.testing import (
     sign_request,
     wait_until,
 )
+from shared.jobs import routing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +27,24 @@ ACTION_SECRET = "test-action-secret-9c1d"
 JOB_SIGNING_KEY = "test-job-signing-key-0123456789abcdef"
 
 _IDS = {"account_id": "acc-1", "workspace_id": "ws-1", "project_id": "proj-1", "user_id": "user-1"}
+
+QUEUE = "frameio-kit"
+
+
+def account_queue(account_id: str = "acc-1", queue: str = QUEUE) -> str:
+    """The Redis list an ingress with default settings (FRAMEIO_KIT_FAIRNESS=account) queues this
+    account's jobs on: one of the queue's shards (docs/tenants.md)."""
+    return routing.shard_names(queue)[routing.shard_of(account_id)]
+
+
+def queue_length(client: redis.Redis, queue: str = QUEUE) -> int:
+    """Messages waiting in `queue` and all its shards."""
+    return sum(int(client.llen(name)) for name in routing.physical_queues(queue))
+
+
+def queued(client: redis.Redis, queue: str = QUEUE) -> list[bytes]:
+    """The messages waiting in `queue` and all its shards."""
+    return [m for name in routing.physical_queues(queue) for m in client.lrange(name, 0, -1)]
 
 
 def webhook_payload(resource_id: str, event_type: str = "file.ready", **extra: Any) -> dict[str, Any]:
@@ -39,14 +60,18 @@ def action_payload(
 
 __all__ = [
     "ACTION_SECRET",
+    "QUEUE",
     "ROOT",
     "WEBHOOK_SECRET",
     "RedisServer",
     "Service",
+    "account_queue",
     "action_payload",
     "cli_command",
     "free_port",
     "post_signed",
+    "queue_length",
+    "queued",
     "sign_request",
     "wait_until",
     "webhook_payload",

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from shared.actions.state import Interaction, MemoryActionState, RedisActionState, StepResult
 from shared.errors import StepStillRunning
-from tests.helpers import ACTION_SECRET, action_payload, post_signed, sign_request, wait_until
+from tests.helpers import ACTION_SECRET, action_payload, post_signed, queue_length, sign_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +148,7 @@ def test_hand_off_answers_at_once_and_the_job_runs_in_a_worker(start_ingress, st
     # job would be queued, unacknowledged or recorded by now.
     wait_until(lambda: redis_client.hlen("unacked") == 0, timeout=10, what="the first job to be acknowledged")
     assert answer(url, final) == response.json()
-    assert redis_client.llen("frameio-kit") == 0
+    assert queue_length(redis_client) == 0
     assert redis_client.hlen("unacked") == 0
     assert len(records("job")) == 1
     assert "token" not in worker.output().lower()

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from frameio_kit import ActionEvent, AnyEvent, App, OAuthConfig, WebhookEvent
 from shared.app import registry
 from shared.settings import Settings
-from tests.helpers import WEBHOOK_SECRET, action_payload, post_signed, wait_until, webhook_payload
+from tests.helpers import WEBHOOK_SECRET, action_payload, post_signed, queue_length, wait_until, webhook_payload
 
 COMPAT_APP = "tests.apps.compat:app"
 RESOLVER_ERROR_TEXT = "resolver-failure-text-7d3e"  # what tests/apps/compat.py's resolver raises with
@@ -134,7 +134,7 @@ def ingress_log(tmp_path: Path) -> str:
 def test_blank_secret_argument_never_becomes_the_key(start_ingress, redis_client):
     url = start_ingress(COMPAT_APP)
     assert post_signed(url, webhook_payload("empty-key"), "").status_code == 401
-    assert redis_client.llen("frameio-kit") == 0
+    assert queue_length(redis_client) == 0
     assert post_signed(url, webhook_payload("env-key"), WEBHOOK_SECRET).status_code == 202
 
 
@@ -147,7 +147,7 @@ def test_resolver_that_raises_is_503_and_the_handler_does_not_run(start_ingress,
         assert RESOLVER_ERROR_TEXT not in response.text
         assert response.json() == {"error": "Configuration error."}
     assert records("action") == []
-    assert redis_client.llen("frameio-kit") == 0
+    assert queue_length(redis_client) == 0
 
     wait_until(lambda: "on_file_created" in ingress_log(tmp_path), what="the resolver failure in the log")
     log = ingress_log(tmp_path)

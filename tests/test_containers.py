@@ -26,7 +26,7 @@ import redis
 import yaml
 
 from tests.containers.stack import NUMBERS, REQUIRED, Secrets, Stack, engine_problem, scratch_checkout, write_env
-from tests.helpers import ROOT, cli_command, post_signed, sign_request, wait_until, webhook_payload
+from tests.helpers import ROOT, cli_command, post_signed, queue_length, sign_request, wait_until, webhook_payload
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
 
@@ -273,14 +273,14 @@ def test_queued_webhooks_survive_a_redis_restart_with_no_worker_running(
     resources = [f"queued-{uuid.uuid4().hex[:6]}-{i}" for i in range(50)]
     for r in resources:
         _post(stack, r)
-    assert broker.llen(QUEUE) == len(resources)
+    assert queue_length(broker, QUEUE) == len(resources)
 
     started = time.monotonic()
     stack.compose("restart", "redis", timeout=120)
     redis_container = stack.containers("redis")[0]
     wait_until(lambda: stack.health(redis_container) == "healthy", timeout=60, interval=0.2, what="redis healthy")
     assert broker.info("persistence")["aof_enabled"] == 1
-    assert broker.llen(QUEUE) == len(resources)
+    assert queue_length(broker, QUEUE) == len(resources)
     assert _done_count(store, resources) == 0
 
     stack.compose("start", "worker", timeout=120)
@@ -352,5 +352,5 @@ def _stop_grace(stack: Stack) -> int:
 
 def _wait_quiet(broker: redis.Redis, timeout: float = 60) -> None:
     """Nothing queued and nothing unacknowledged (kombu's `unacked` hash): no copy left that could run again."""
-    quiet: Callable[[], bool] = lambda: broker.llen(QUEUE) == 0 and broker.hlen("unacked") == 0  # noqa: E731
+    quiet: Callable[[], bool] = lambda: queue_length(broker, QUEUE) == 0 and broker.hlen("unacked") == 0  # noqa: E731
     wait_until(quiet, timeout=timeout, interval=0.2, what="the queue and unacked set empty")

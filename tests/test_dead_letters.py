@@ -17,7 +17,7 @@ from shared.jobs.contract import HANDLE_WEBHOOK, AnyJob, WebhookJob
 from shared.jobs.dead_letters import Attempt, DeadLetterStore, dead_letter_id
 from shared.jobs.signing import SIGNATURE_FIELD, JobSigner
 from shared.redis_keys import attempts_key, dead_letter_index_key, dead_letter_key
-from tests.helpers import JOB_SIGNING_KEY, ROOT, cli_command, webhook_payload
+from tests.helpers import JOB_SIGNING_KEY, ROOT, cli_command, queued, webhook_payload
 
 SIGNER = JobSigner([JOB_SIGNING_KEY.encode()])
 
@@ -204,10 +204,10 @@ def test_cli_replay_all_queues_every_signed_job_unchanged_and_purge_empties_the_
 
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed 3 dead letter(s)" in replayed.stdout
-    queued = [json.loads(m) for m in redis_client.lrange("frameio-kit", 0, -1)]
-    assert len(queued) == 3
-    assert {m["headers"]["task"] for m in queued} == {HANDLE_WEBHOOK}
-    kwargs = [json.loads(base64.b64decode(m["body"]))[1] for m in queued]
+    messages = [json.loads(m) for m in queued(redis_client)]
+    assert len(messages) == 3
+    assert {m["headers"]["task"] for m in messages} == {HANDLE_WEBHOOK}
+    kwargs = [json.loads(base64.b64decode(m["body"]))[1] for m in messages]
     assert sorted(kwargs, key=lambda k: k["resource_id"]) == signed
     assert store.count() == 0
 

@@ -12,6 +12,7 @@ from tests.helpers import (
     WEBHOOK_SECRET,
     action_payload,
     post_signed,
+    queue_length,
     sign_request,
     wait_until,
     webhook_payload,
@@ -35,7 +36,7 @@ def test_action_returns_form_then_message_for_the_submission(start_ingress, redi
     assert second.json() == {"title": "Transcribing", "description": "Language: en"}
 
     assert [r["interaction"] for r in records("action")] == ["int-1", "int-1"]
-    assert redis_client.llen("frameio-kit") == 0
+    assert queue_length(redis_client) == 0
 
 
 def test_rejected_requests_never_reach_a_handler(start_ingress, start_worker, redis_client, records):

@@ -13,7 +13,15 @@ import pytest
 
 from frameio_kit.testing import celery_command
 from tests.conftest import TEST_APP
-from tests.helpers import WEBHOOK_SECRET, RedisServer, post_signed, wait_until, webhook_payload
+from tests.helpers import (
+    WEBHOOK_SECRET,
+    RedisServer,
+    post_signed,
+    queue_length,
+    queued,
+    wait_until,
+    webhook_payload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +104,7 @@ def test_concurrent_webhooks_each_run_exactly_once(start_ingress, start_worker, 
     wait_until(lambda: len(records("done")) >= 100, timeout=60, what="100 handlers to finish")
     # Once the queue is empty and nothing is unacknowledged, no delivery is left that could run twice.
     wait_until(
-        lambda: redis_client.llen("frameio-kit") == 0 and redis_client.hlen("unacked") == 0,
+        lambda: queue_length(redis_client) == 0 and redis_client.hlen("unacked") == 0,
         timeout=30,
         what="every message to be acknowledged",
     )
@@ -136,7 +144,7 @@ def test_handler_failure_is_retried_with_traceback_logged(start_ingress, start_w
 def test_task_message_carries_no_secret(start_ingress, redis_client):
     url = start_ingress()
     assert post_signed(url, webhook_payload("no-secret"), WEBHOOK_SECRET).status_code == 202
-    raw = redis_client.lrange("frameio-kit", 0, -1)
+    raw = queued(redis_client)
     assert len(raw) == 1
     message = json.loads(raw[0])
     assert message["headers"]["task"] == "frameio_kit.handle_webhook"

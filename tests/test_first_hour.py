@@ -17,13 +17,15 @@ from shared.jobs.contract import WebhookJob
 from shared.jobs.dead_letters import DeadLetterStore
 from tests.helpers import ACTION_SECRET, ROOT, WEBHOOK_SECRET, cli_command, free_port, webhook_payload
 
-COMMANDS = ["dev", "ingress", "worker", "dead-letters", "send", "healthcheck", "flower"]
+COMMANDS = ["dev", "ingress", "worker", "dead-letters", "events", "handlers", "send", "healthcheck", "flower"]
 # What each subcommand's --help must name: the things it cannot start without.
 NEEDS = {
     "dev": ["redis-server", "FRAMEIO_APP"],
     "ingress": ["REDIS_URL", "FRAMEIO_KIT_JOB_SIGNING_KEYS", "WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET", "FRAMEIO_APP"],
     "worker": ["REDIS_URL", "FRAMEIO_KIT_JOB_SIGNING_KEYS", "FRAMEIO_APP"],
     "dead-letters": ["REDIS_URL", "FRAMEIO_KIT_JOB_SIGNING_KEYS"],
+    "events": ["REDIS_URL", "FRAMEIO_KIT_BROKER_URL", "FRAMEIO_KIT_JOB_SIGNING_KEYS"],
+    "handlers": ["REDIS_URL", "FRAMEIO_KIT_BROKER_URL"],
     "send": ["WEBHOOK_SECRET", "CUSTOM_ACTION_SECRET"],
     "healthcheck": ["REDIS_URL", "FRAMEIO_KIT_PORT"],
     "flower": ["FLOWER_BASIC_AUTH"],

@@ -18,8 +18,9 @@ from frameio_kit import App
 from ingress.app import create_app
 from shared.core.events import WebhookEvent
 from shared.core.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
+from shared.jobs.routing import physical_queues
 from shared.settings import Settings
-from tests.helpers import JOB_SIGNING_KEY, WEBHOOK_SECRET, RedisServer, webhook_payload
+from tests.helpers import JOB_SIGNING_KEY, WEBHOOK_SECRET, RedisServer, queue_length, webhook_payload
 
 QUEUE = "frameio-kit"
 MAX_BODY = 8192
@@ -55,7 +56,7 @@ def _post(http: TestClient, body: bytes, headers: dict[str, Any]) -> int:
 
 
 def _queued(client: redis.Redis) -> int:
-    return int(client.llen(QUEUE))
+    return queue_length(client, QUEUE)
 
 
 header_text = st.one_of(
@@ -149,7 +150,7 @@ def test_signed_event_enqueues_once_and_a_tampered_copy_never(ingress, event, fl
         tampered[SIGNATURE_HEADER] = sig[:i] + ("0" if sig[i] != "0" else "1") + sig[i + 1 :]
     else:
         tampered[TIMESTAMP_HEADER] = str(int(tampered[TIMESTAMP_HEADER]) + 1 + flip % 100)
-    client.delete(QUEUE)
+    client.delete(*physical_queues(QUEUE))
 
     status = _post(http, bytes(tampered_body), tampered)
 

@@ -14,7 +14,7 @@ from frameio_kit import ActionEvent, App, Form, TextField, WebhookEvent
 from ingress.app import create_app
 from shared.core.signature import SIGNATURE_HEADER
 from shared.settings import Settings
-from tests.helpers import RedisServer, action_payload, sign_request, webhook_payload
+from tests.helpers import RedisServer, action_payload, queue_length, sign_request, webhook_payload
 
 SECRET = "in-process-secret"
 ACTION_SECRET = "in-process-action-secret"
@@ -49,7 +49,7 @@ def post(client: TestClient, body: bytes, headers: dict[str, str]):
 
 
 def queued(redis_client: redis.Redis) -> int:
-    return int(redis_client.llen(QUEUE))
+    return queue_length(redis_client, QUEUE)
 
 
 def test_signed_webhook_is_enqueued(client, redis_client, ran):

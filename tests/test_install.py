@@ -58,7 +58,7 @@ def record(account: str, workspace: str, secret: str, config: dict[str, str] | N
 @pytest.fixture
 def install_env(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, redis_client: redis.Redis) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("FRAMEIO_KIT_SESSION_SECRET", "unit-session-secret-0123456789")
+    monkeypatch.setenv("FRAMEIO_KIT_SESSION_SECRET", "unit-session-secret-0123456789abcdef")
     get_settings.cache_clear()
 
 

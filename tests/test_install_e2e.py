@@ -106,7 +106,7 @@ def test_update_creates_and_deletes_exactly_the_changed_actions_and_uninstall_re
     assert post(ingress.url, action("review.export", "acc-A", "ws-1", export_id), export_secret) == 401
 
     admin.status("acc-A", "ws-1")
-    assert "Uninstalled." in admin.post("uninstall", "acc-A", "ws-1").text
+    assert "Uninstalled." in admin.post("uninstall", "acc-A", "ws-1", confirm="yes").text
     assert standin.in_workspace("webhook", "acc-A", "ws-1") == []
     assert standin.in_workspace("action", "acc-A", "ws-1") == []
     assert redis_client.exists(installation_key("acc-A", "ws-1")) == 0

@@ -13,7 +13,7 @@ from ingress.producers.redis_broker import RedisProducer
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.jobs.ledger import sweep_ledger
 from shared.redis_keys import done_key, ledger_due_key, ledger_key
-from tests.helpers import WEBHOOK_SECRET, RedisServer, post_signed, wait_until, webhook_payload
+from tests.helpers import WEBHOOK_SECRET, RedisServer, account_queue, post_signed, wait_until, webhook_payload
 
 
 def _enqueue(url: str, keys: list[str], stale_after: float) -> None:
@@ -66,7 +66,7 @@ def test_webhook_popped_by_a_worker_that_died_before_recording_it_still_complete
     env = {"FRAMEIO_KIT_VISIBILITY_TIMEOUT": "2", "FRAMEIO_KIT_RETRY_BACKOFF_MAX": "0.5"}
     url = start_ingress(extra_env=env)
     assert post_signed(url, webhook_payload("stranded-1"), WEBHOOK_SECRET).status_code == 202
-    assert redis_client.rpop("frameio-kit") is not None  # kombu's BRPOP, then the worker is gone
+    assert redis_client.rpop(account_queue()) is not None  # kombu's BRPOP, then the worker is gone
 
     start_worker(extra_env=env)
     done = wait_until(lambda: records("done"), timeout=30, what="the ledger sweep to queue the event again")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from kombu import Connection
 
+from shared.jobs import routing
 from shared.jobs.dead_letters import DeadLetterStore
 from tests.helpers import (
     ROOT,
@@ -24,6 +25,7 @@ from tests.helpers import (
     cli_command,
     free_port,
     post_signed,
+    queue_length,
     sign_request,
     wait_until,
     webhook_payload,
@@ -50,12 +52,18 @@ def rabbit_env() -> Iterator[dict[str, str]]:
     queue = f"frameio-kit-test-{uuid.uuid4().hex[:10]}"
     yield {"FRAMEIO_KIT_BROKER_URL": RABBITMQ_URL, "FRAMEIO_KIT_QUEUE": queue}
     with Connection(RABBITMQ_URL, connect_timeout=2) as conn:
-        conn.default_channel.queue_delete(queue)
+        for name in routing.physical_queues(queue):
+            conn.default_channel.queue_delete(name)
 
 
 def _queue_depth(queue: str) -> int:
+    """Messages waiting in `queue` and its account shards (docs/tenants.md), declared as Celery declares them."""
     with Connection(RABBITMQ_URL, connect_timeout=2) as conn:
-        return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
+        channel = conn.default_channel
+        return sum(
+            int(channel.queue_declare(name, durable=True, auto_delete=False).message_count)
+            for name in routing.physical_queues(queue)
+        )
 
 
 def _done_for(records, resource: str) -> list[dict]:
@@ -69,7 +77,7 @@ def test_webhook_is_in_rabbitmq_when_acknowledged_and_a_worker_runs_it(
     assert post_signed(url, webhook_payload("rabbit-1"), WEBHOOK_SECRET).status_code == 202
     # Durable acknowledgement: the 202 came after the broker confirmed the message.
     assert _queue_depth(rabbit_env["FRAMEIO_KIT_QUEUE"]) == 1
-    assert redis_client.llen(rabbit_env["FRAMEIO_KIT_QUEUE"]) == 0
+    assert queue_length(redis_client, rabbit_env["FRAMEIO_KIT_QUEUE"]) == 0
 
     worker = start_worker(RELIABILITY_APP, extra_env=rabbit_env)
     done = wait_until(lambda: _done_for(records, "rabbit-1"), timeout=30, what="the worker to run the handler")

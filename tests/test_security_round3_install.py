@@ -75,7 +75,7 @@ def test_a_plain_member_cannot_install_update_rotate_or_uninstall_and_the_handle
     assert member.post("execute", "acc-A", "ws-1", op="update", **attacker_key).status_code == 403
     assert member.post("execute", "acc-A", "ws-2", op="install", **attacker_key).status_code == 403
     assert member.post("rotate", "acc-A", "ws-1").status_code == 403
-    assert member.post("uninstall", "acc-A", "ws-1").status_code == 403
+    assert member.post("uninstall", "acc-A", "ws-1", confirm="yes").status_code == 403
     # Non-admins see no status page at all: neither the settings nor the workspace list.
     home = member.http.get(f"{ingress.url}/install")
     assert "No account you may install into." in home.text and "Account acc-A" not in home.text
@@ -167,7 +167,7 @@ def test_an_account_removed_from_allowed_accounts_gets_no_events_and_only_its_ad
     assert post(ingress.url, action("review.summarize", "acc-B", "ws-9", action_id), action_secret) == 401
 
     member = _signed_in_as(api, ingress, MEMBER)  # a plain member of acc-B removes nothing
-    assert member.post("uninstall", "acc-B", "ws-9").status_code == 403
+    assert member.post("uninstall", "acc-B", "ws-9", confirm="yes").status_code == 403
     assert hook_id in standin.webhooks
 
     admin = _signed_in_as(api, ingress, ADMIN)
@@ -179,7 +179,7 @@ def test_an_account_removed_from_allowed_accounts_gets_no_events_and_only_its_ad
     assert admin.post("execute", "acc-B", "ws-9", op="update", **{"field.region": "eu"}).status_code == 403
     assert admin.post("rotate", "acc-B", "ws-9").status_code == 403
 
-    done = admin.post("uninstall", "acc-B", "ws-9")
+    done = admin.post("uninstall", "acc-B", "ws-9", confirm="yes")
     assert done.status_code == 200 and "Uninstalled." in done.text and "id='install'" not in done.text
     assert standin.in_workspace("webhook", "acc-B", "ws-9") == [] and action_id not in standin.actions
     assert redis_client.exists(installation_key("acc-B", "ws-9")) == 0

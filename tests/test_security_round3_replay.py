@@ -18,7 +18,16 @@ from shared.jobs.kombu_redis import build_task_message
 from shared.jobs.signing import JobSigner
 from shared.redis_keys import dead_letter_index_key, dead_letter_key, ledger_due_key, ledger_key
 from shared.settings import DEFAULT_JOB_MAX_AGE, Settings
-from tests.helpers import JOB_SIGNING_KEY, ROOT, WEBHOOK_SECRET, cli_command, post_signed, wait_until, webhook_payload
+from tests.helpers import (
+    JOB_SIGNING_KEY,
+    ROOT,
+    WEBHOOK_SECRET,
+    cli_command,
+    post_signed,
+    queue_length,
+    wait_until,
+    webhook_payload,
+)
 
 RELIABILITY_APP = "tests.apps.reliability:app"
 QUEUE = "frameio-kit"
@@ -107,7 +116,7 @@ def test_replay_all_refuses_made_up_dead_letters_and_replays_a_genuine_one_once(
     )
     assert done[0]["key"] == genuine.job.idempotency_key
     wait_until(
-        lambda: redis_client.llen(QUEUE) == 0 and redis_client.hlen("unacked") == 0,
+        lambda: queue_length(redis_client, QUEUE) == 0 and redis_client.hlen("unacked") == 0,
         timeout=20,
         what="the queue to drain",
     )

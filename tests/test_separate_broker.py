@@ -12,7 +12,16 @@ import pytest
 import redis
 
 from shared.redis_keys import ledger_key
-from tests.helpers import WEBHOOK_SECRET, RedisServer, free_port, post_signed, wait_until, webhook_payload
+from tests.helpers import (
+    WEBHOOK_SECRET,
+    RedisServer,
+    account_queue,
+    free_port,
+    post_signed,
+    queue_length,
+    wait_until,
+    webhook_payload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +62,8 @@ def test_every_webhook_is_handled_with_the_broker_apart_from_redis_url(
 
     queue_side = redis.Redis.from_url(broker)
     state_side = redis_client  # REDIS_URL: db 0 of the suite's server
-    assert queue_side.llen(QUEUE) == len(resources)
-    assert state_side.exists(QUEUE) == 0
+    assert queue_length(queue_side) == len(resources)
+    assert queue_length(state_side) == 0
     assert queue_side.hlen(ledger_key()) == len(resources)
     assert state_side.hlen(ledger_key()) == 0
     assert not list(state_side.scan_iter("frameio-kit:dedup:*"))
@@ -89,7 +98,7 @@ def test_the_ledger_sweep_reads_the_broker(broker, start_ingress, start_worker, 
     url = start_ingress(extra_env=env)
     assert post_signed(url, webhook_payload("stranded-apart"), WEBHOOK_SECRET).status_code == 202
     queue_side = redis.Redis.from_url(broker)
-    assert queue_side.rpop(QUEUE) is not None  # kombu's BRPOP, then the worker is gone
+    assert queue_side.rpop(account_queue()) is not None  # kombu's BRPOP, then the worker is gone
 
     start_worker(extra_env=env)
     done = wait_until(lambda: records("done"), timeout=30, what="the ledger sweep to queue the event again")

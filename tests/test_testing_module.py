@@ -23,6 +23,7 @@ from frameio_kit.testing import (
 )
 from shared.core.ui import AnyResponse
 from shared.settings import Settings
+from tests.helpers import queued as queued_messages
 
 HOOK_SECRET = "testing-module-webhook-secret"
 ACTION_SECRET = "testing-module-action-secret"
@@ -92,7 +93,7 @@ def test_signed_request_is_accepted_by_the_in_process_ingress(redis_server, redi
             return accepted.status_code, forged.status_code, stale.status_code
 
     assert asyncio.run(scenario()) == (202, 401, 401)
-    queued = redis_client.lrange(settings.queue, 0, -1)
+    queued = queued_messages(redis_client, settings.queue)
     assert len(queued) == 1 and b"queued-1" in queued[0]
 
 

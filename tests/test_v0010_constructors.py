@@ -23,7 +23,7 @@ from frameio_kit import App, OAuthConfig
 from frameio_kit.testing import sign_request
 from ingress.oauth import sign_login_token
 from shared.core.events import WebhookEvent
-from tests.helpers import ACTION_SECRET, WEBHOOK_SECRET, action_payload, webhook_payload
+from tests.helpers import ACTION_SECRET, WEBHOOK_SECRET, action_payload, queued, webhook_payload
 
 KEY = Fernet.generate_key().decode()
 QUEUE = "frameio-kit"
@@ -147,8 +147,8 @@ def test_a_router_mounted_in_a_users_starlette_app_queues_a_signed_webhook(env: 
         return response.status_code, own.status_code, own.text
 
     assert serve(host, work, "http://site.test") == (202, 200, "the user's own page")
-    assert env.llen(QUEUE) == 1
-    message = json.loads(env.lindex(QUEUE, 0) or b"{}")
+    [raw] = queued(env, QUEUE)
+    message = json.loads(raw)
     assert "file-mounted" in json.dumps(message)
 
 

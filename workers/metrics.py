@@ -18,12 +18,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shared.jobs import queue_stats
+from shared.ratelimit.limiter import observe_throttles
 from shared.redis_client import sync_client
 from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("frameio_kit.worker")
 
-Outcome = Literal["done", "retried", "dead_lettered", "skipped", "refused"]
+Outcome = Literal["done", "retried", "dead_lettered", "skipped", "refused", "parked", "deferred", "held"]
 
 TASKS = Counter(
     "frameio_kit_worker_tasks",
@@ -36,6 +37,15 @@ HANDLER_SECONDS = Histogram(
     "Time spent in a webhook or action-job handler (middleware included), successful or not.",
     ["event_type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+# Frame.io's limits (docs/limits.md): deferred runs are TASKS{outcome="deferred"}.
+THROTTLED = Counter(
+    "frameio_kit_worker_throttled_calls",
+    "Frame.io calls from handlers held by the shared rate limit: waited for budget, refused (job deferred) or 429.",
+    ["event_type", "outcome"],
+)
+TIMEOUTS = Counter(
+    "frameio_kit_worker_handler_timeouts", "Handler runs cancelled past their time limit.", ["event_type"]
 )
 
 
@@ -54,6 +64,14 @@ def record_task(event_type: str, outcome: Outcome) -> None:
         RETRIES.labels(event_type).inc()
 
 
+def count_throttled(kind: str, handler: str) -> None:
+    """One Frame.io call held by the rate limiter (shared/ratelimit), under the handler it ran in."""
+    THROTTLED.labels(handler, kind).inc()
+
+
+observe_throttles(count_throttled)
+
+
 def observe_handler(event_type: str, seconds: float) -> None:
     """Time one handler run, whether it succeeded or raised."""
     child = _handler_children.get(event_type)
@@ -66,8 +84,8 @@ class QueueCollector(Collector):
     """The queue gauges (shared/jobs/queue_stats.py: oldest message's age, depth, in flight, dead
     letters), read from Redis at scrape time."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._queue = settings.queue
+    def __init__(self, settings: Settings, queues: list[str] | None = None) -> None:
+        self._queue = queues or [settings.queue]  # each queue the integration uses (docs/tenants.md)
         self._store = sync_client(settings.redis_url, "probe")
         self._broker: redis.Redis | None = None
         if settings.broker_is_redis:
@@ -85,6 +103,23 @@ class QueueCollector(Collector):
 _serving = False
 
 
+def _used_queues(settings: Settings) -> list[str]:
+    from workers.queues import used_queues  # the integration is loaded by now (worker_init)
+    from workers.runtime import current
+
+    return used_queues(current().app, settings)
+
+
+def _pause_collector(settings: Settings) -> Collector:
+    """Paused handlers (workers/breaker.py): every handler of the integration, 1 while paused."""
+    from shared.events.pauses import PauseCollector
+    from workers.runtime import current
+
+    app = current().app
+    client = sync_client(settings.queue_redis_url, "probe")
+    return PauseCollector(client, lambda: [*app.webhook_handlers, *app.action_job_handlers])
+
+
 @worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
     global _serving
@@ -96,6 +131,7 @@ def _serve_metrics(**_: Any) -> None:
     except OSError as exc:
         logger.warning("metrics not served: cannot bind %s:%d (%s)", settings.host, settings.worker_metrics_port, exc)
         return
-    REGISTRY.register(QueueCollector(settings))
+    REGISTRY.register(QueueCollector(settings, _used_queues(settings)))
+    REGISTRY.register(_pause_collector(settings))
     _serving = True
     logger.info("metrics served on http://%s:%d/metrics", settings.host, settings.worker_metrics_port)

@@ -14,14 +14,16 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, cast
 
 from shared.app.loading import load_app
 from shared.app.registry import Registry, disable_secret_check
+from shared.errors import HandlerTimeout
 from shared.jobs.dead_letters import DeadLetterStore
 from shared.jobs.signing import JobSigner
 from shared.settings import Settings, get_settings
+from workers.timeouts import Deadlines
 
 logger = logging.getLogger("frameio_kit.worker")
 
@@ -37,9 +39,13 @@ class WorkerRuntime:
         self._signer: JobSigner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_pid: int | None = None
+        self._deadlines: Deadlines | None = None  # handler time limits on that loop (workers/timeouts.py)
         self._store: tuple[int, DeadLetterStore] | None = None
         self.grace_timer: threading.Timer | None = None
         self.ledger_stop = threading.Event()
+        self._per_process: dict[str, tuple[int, Any]] = {}
+        # Not `_lock`: a builder may read `app`, which takes it; re-entrant: a builder may build another.
+        self._per_process_lock = threading.RLock()
 
     @property
     def settings(self) -> Settings:
@@ -74,6 +80,18 @@ class WorkerRuntime:
                 self._store = (os.getpid(), DeadLetterStore.from_settings(self.settings))
             return self._store[1]
 
+    def per_process(self, name: str, build: Callable[[], T]) -> T:
+        """An object of another module built once per process, rebuilt after a fork (it holds Redis
+        connections): the event history, the breaker (workers/event_log.py, workers/breaker.py)."""
+        found = self._per_process.get(name)  # without the lock: read on every task
+        if found is not None and found[0] == os.getpid():
+            return cast(T, found[1])
+        with self._per_process_lock:
+            found = self._per_process.get(name)
+            if found is None or found[0] != os.getpid():
+                found = self._per_process[name] = (os.getpid(), build())
+            return cast(T, found[1])
+
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             # A forked child inherits the parent's loop object but not its thread.
@@ -82,15 +100,18 @@ class WorkerRuntime:
                 thread = threading.Thread(target=loop.run_forever, name="frameio-kit-loop", daemon=True)
                 thread.start()
                 self._loop, self._loop_pid = loop, os.getpid()
+                self._deadlines = Deadlines(loop)
             return self._loop
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coro` on the process loop and wait for its result from the calling (pool) thread.
 
         A lock released by the task's done callback is the whole hand-off back: lighter than
         `run_coroutine_threadsafe`'s chained concurrent future (a condition and two callbacks).
+        Past `timeout` seconds the task is cancelled and `HandlerTimeout` raised (workers/timeouts.py).
         """
         loop = self._get_loop()
+        deadlines = self._deadlines if timeout is not None else None
         finished = threading.Lock()
         finished.acquire()
         outcome: list[asyncio.Task[T] | BaseException] = []
@@ -104,13 +125,26 @@ class WorkerRuntime:
                 finished.release()
                 return
             outcome.append(task)
-            task.add_done_callback(lambda _: finished.release())
+            if deadlines is None or timeout is None:
+                task.add_done_callback(lambda _: finished.release())
+                return
+            deadlines.add(task, timeout)
+
+            def done(_: object) -> None:
+                deadlines.discard(task)
+                finished.release()
+
+            task.add_done_callback(done)
 
         loop.call_soon_threadsafe(start)
         finished.acquire()
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
-        return outcome[0].result()
+        task = outcome[0]
+        if deadlines is not None and timeout is not None and deadlines.timed_out(task):
+            cause = None if task.cancelled() else task.exception()
+            raise HandlerTimeout(timeout) from cause
+        return task.result()
 
     def stop_loop(self) -> None:
         """Stop the loop at worker shutdown, after running tasks have finished."""

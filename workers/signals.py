@@ -14,8 +14,9 @@ from shared.jobs import kombu_redis
 from shared.logs import configure_logging
 from shared.oauth.token_manager import check_keys_at_start_up
 from shared.settings import get_settings
-from workers import celery_compat
+from workers import celery_compat, deferral, queues
 from workers.runtime import current
+from workers.timeouts import check_handler_timeouts
 
 
 @setup_logging.connect
@@ -31,7 +32,7 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
 
 
 @worker_init.connect
-def _load_integration(**_: Any) -> None:
+def _load_integration(sender: Any = None, **_: Any) -> None:
     tracing.configure_tracing(get_settings(), "frameio-kit-worker")
     runtime = current()
     runtime.signer  # noqa: B018 - built now, so a missing key stops the worker at start
@@ -40,6 +41,9 @@ def _load_integration(**_: Any) -> None:
         kombu_redis.check()
         redis_direct.check()
         check_keys_at_start_up(runtime.app.oauth, get_settings())
+        check_handler_timeouts(runtime.app, get_settings())  # docs/limits.md
+        deferral.at_worker_start()
+        queues.consume(sender)  # the integration's queues and their shards (docs/tenants.md)
     except ConfigurationError as exc:
         # Celery logs and ignores exceptions from signal handlers; SystemExit is what stops `celery -A workers worker`.
         raise SystemExit(f"frameio-kit: configuration error: {exc}") from None

@@ -3,149 +3,58 @@ uninstall. Every account-scoped step checks the allow-list, then, with the signe
 token, that Frame.io lists that account and workspace for them and names them an admin or owner of
 the account, before any record is read or written; every POST checks the session's CSRF token.
 
+A POST that changed something answers 303 to a page (Post/Redirect/Get), so reloading that page
+never repeats the change; a refused form is shown again with what was typed and why. Uninstall
+needs a confirmation, checked here, not only in the browser.
+
 An account removed from `allowed_accounts` keeps one way out: its admins may still see its existing
 installs and uninstall them (its events are refused meanwhile, see `InstallSecretResolver`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import parse_qsl
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ingress.install import pages
-from ingress.install.session import InstallSession, SessionStore, session_key
-from ingress.oauth import configured_base
-from ingress.public_url import is_https, public_url
-from shared.app.registry import Registry
-from shared.errors import FrameioApiError, GrantRejected, IdentityProviderUnavailable, InstallFailed, LockUnavailable
+from ingress.install.context import Ctx, _PageError, page_endpoint, read_form, redirect, require_session, signed_in
+from ingress.install.session import InstallSession
+from shared.errors import GrantRejected, IdentityProviderUnavailable, InstallationNotFoundError, InstallFailed
 from shared.install.api import FrameioAdminApi, is_account_admin
-from shared.install.models import compute_diff
+from shared.install.models import Installation, compute_diff
 from shared.install.operations import Installer
-from shared.install.options import InstallOptions
 from shared.oauth.pkce import challenge_for, new_verifier
-from shared.oauth.token_manager import TokenManager
-from shared.settings import Settings
 
 logger = logging.getLogger("frameio_kit.install")
 
-MAX_FORM_BYTES = 64 * 1024
-
-
-class _PageError(Exception):
-    """Ends a page handler with an error page (escaped message, status)."""
-
-    def __init__(self, title: str, text: str, status: int) -> None:
-        super().__init__(text)
-        self.title, self.text, self.status = title, text, status
-
-
-@dataclass
-class _Ctx:
-    app: Registry
-    options: InstallOptions
-    settings: Settings
-    manager: TokenManager
-    sessions: SessionStore
-    base: str
-    """The public URL of this app, prefix included, no trailing slash."""
+MAX_FIELD_CHARS = 10_000
 
 
 def install_routes() -> list[Route]:
     return [
-        Route("/install", _page(_index), methods=["GET"]),
-        Route("/install/login", _page(_login), methods=["GET"]),
-        Route("/install/callback", _page(_callback), methods=["GET"]),
-        Route("/install/workspaces", _page(_workspaces), methods=["GET"]),
-        Route("/install/status", _page(_status), methods=["GET"]),
-        Route("/install/execute", _page(_execute), methods=["POST"]),
-        Route("/install/rotate", _page(_rotate), methods=["POST"]),
-        Route("/install/uninstall", _page(_uninstall), methods=["POST"]),
-        Route("/install/logout", _page(_logout), methods=["POST"]),
+        Route("/install", page_endpoint(_index), methods=["GET"]),
+        Route("/install/login", page_endpoint(_login), methods=["GET"]),
+        Route("/install/callback", page_endpoint(_callback), methods=["GET"]),
+        Route("/install/workspaces", page_endpoint(_workspaces), methods=["GET"]),
+        Route("/install/status", page_endpoint(_status), methods=["GET"]),
+        Route("/install/execute", page_endpoint(_execute), methods=["POST"]),
+        Route("/install/rotate", page_endpoint(_rotate), methods=["POST"]),
+        Route("/install/uninstall", page_endpoint(_confirm_uninstall), methods=["GET"]),
+        Route("/install/uninstall", page_endpoint(_uninstall), methods=["POST"]),
+        Route("/install/logout", page_endpoint(_logout), methods=["POST"]),
     ]
 
 
-def _context(request: Request) -> _Ctx:
-    state = request.app.state.kit
-    app: Registry = state.app
-    options = app.install_options
-    if options is None or app.oauth is None:
-        raise _PageError("Not found", "Install is not enabled for this integration.", 404)
-    manager = app.token_manager
-    configured = options.base_url or configured_base(app.oauth.base_url, request)
-    if state.install_sessions is None:
-        state.install_sessions = SessionStore(
-            app.install_store.redis,
-            manager.cipher,
-            session_key(state.settings),
-            options.session_ttl,
-            secure=is_https(configured),
-        )
-    base = public_url(configured, request)
-    return _Ctx(app, options, state.settings, manager, state.install_sessions, base)
-
-
-def _page(handler: Callable[[Request, _Ctx], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        try:
-            ctx = _context(request)
-        except _PageError as exc:
-            return Response(exc.text, status_code=exc.status)
-        try:
-            response: Response = await handler(request, ctx)
-            return response
-        except _PageError as exc:
-            logger.info("install page %s: %d %r", request.url.path, exc.status, exc.text)
-            return pages.message(ctx.options, exc.title, exc.text, exc.status, back=f"{ctx.base}/install")
-        except FrameioApiError as exc:
-            logger.warning("install page %s: Frame.io %s", request.url.path, exc)
-            return pages.message(ctx.options, "Frame.io error", f"Frame.io did not answer as expected: {exc}.", 502)
-        except LockUnavailable:
-            return pages.message(ctx.options, "Busy", "Another change to this workspace is running; try again.", 409)
-        except RedisError:
-            logger.warning("install page %s: Redis unavailable", request.url.path)
-            return pages.message(ctx.options, "Unavailable", "Storage is unavailable; try again shortly.", 503)
-
-    return endpoint
-
-
-def _api(ctx: _Ctx, session: InstallSession) -> FrameioAdminApi:
-    return FrameioAdminApi(session.access_token, ctx.manager.http, ctx.settings.api_url)
-
-
-async def _session(request: Request, ctx: _Ctx) -> InstallSession:
-    session = await ctx.sessions.load(request)
-    if session is None:
-        raise _PageError("Signed out", "Your session has ended. Sign in again.", 401)
-    return session
-
-
-async def _form(request: Request, session: InstallSession) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise _PageError("Too large", "The form is too large.", 413)
-    try:
-        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
-    except (UnicodeDecodeError, ValueError):
-        raise _PageError("Bad form", "The form could not be read.", 400) from None
-    if not session.csrf_ok(form.get("csrf")):
-        raise _PageError("Expired form", "This form has expired or did not come from this site. Reload the page.", 403)
-    return form
-
-
 async def _check_scope(
-    ctx: _Ctx, session: InstallSession, account_id: str, workspace_id: str | None, *, retired_ok: bool = False
+    ctx: Ctx, session: InstallSession, account_id: str, workspace_id: str | None, *, retired_ok: bool = False
 ) -> bool:
     """The allow-list first, then the user's own view: an account or workspace their token does not
     list, or an account Frame.io does not name them admin or owner of, is refused before any record
     is read or written. Answers whether the account is retired (outside `allowed_accounts`): only
-    callers passing `retired_ok` (seeing and removing an existing install) get that far."""
+    callers passing `retired_ok` (seeing and removing an existing install) get that far. What passed
+    is named on the page (`ctx.view`)."""
     bad_workspace = workspace_id is not None and (not workspace_id or len(workspace_id) > 200)
     if not account_id or len(account_id) > 200 or bad_workspace:
         raise _PageError("Bad request", "An account and workspace must be chosen.", 400)
@@ -153,15 +62,24 @@ async def _check_scope(
     if retired and not retired_ok:
         logger.warning("install refused: account %s is not in allowed_accounts (user %s)", account_id, session.user_id)
         raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
-    api = _api(ctx, session)
+    api = ctx.api(session)
     account = next((a for a in await api.accounts() if str(a.get("id")) == account_id), None)
     if account is None:
         raise _PageError("Not allowed", "Your Adobe account has no access to this Frame.io account.", 403)
     if not is_account_admin(account):
         logger.warning("install refused: user %s is not an admin of account %s", session.user_id, account_id)
         raise _PageError("Not allowed", _NOT_ADMIN, 403)
-    if workspace_id is not None and workspace_id not in {str(w.get("id")) for w in await api.workspaces(account_id)}:
-        raise _PageError("Not allowed", "Your Adobe account has no access to this workspace.", 403)
+    ctx.view.account_id, ctx.view.account_name = account_id, pages.account_name(account)
+    if workspace_id is not None:
+        workspace = next((w for w in await api.workspaces(account_id) if str(w.get("id")) == workspace_id), None)
+        if workspace is None:
+            raise _PageError(
+                "Not allowed",
+                "Your Adobe account has no access to this workspace.",
+                403,
+                back=(ctx.view.workspaces_url(), "Workspaces"),
+            )
+        ctx.view.workspace_id, ctx.view.workspace_name = workspace_id, pages.workspace_name(workspace)
     return retired
 
 
@@ -169,32 +87,35 @@ _NOT_ADMIN = "Only an admin or the owner of this Frame.io account can install, c
 _RETIRED = "This integration no longer serves this account: its existing installs can only be removed."
 
 
-async def _existing_or_refuse(ctx: _Ctx, account_id: str, workspace_id: str) -> None:
+async def _existing_or_refuse(ctx: Ctx, account_id: str, workspace_id: str) -> Installation:
     """A retired account's page or uninstall needs an install to remove; anything else is refused."""
-    if await ctx.app.install_store.get(account_id, workspace_id) is None:
+    record = await ctx.app.install_store.get(account_id, workspace_id)
+    if record is None:
         raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
+    return record
 
 
 # -- pages ----------------------------------------------------------------------------------------
 
 
-async def _index(request: Request, ctx: _Ctx) -> Response:
+async def _index(request: Request, ctx: Ctx) -> Response:
     session = await ctx.sessions.load(request)
     if session is None:
-        return pages.landing(ctx.options, ctx.base, ctx.app.build_manifest())
+        return pages.landing(ctx.view, ctx.app.build_manifest())
+    signed_in(ctx, session)
     items = [
         a
-        for a in await _api(ctx, session).accounts()
+        for a in await ctx.api(session).accounts()
         if ctx.options.account_allowed(str(a.get("id"))) and is_account_admin(a)
     ]
-    return pages.accounts(ctx.options, ctx.base, items, session.csrf)
+    return pages.accounts(ctx.view, items)
 
 
-async def _login(request: Request, ctx: _Ctx) -> Response:
+async def _login(request: Request, ctx: Ctx) -> Response:
     verifier = new_verifier()
     challenge = challenge_for(verifier)
     response = RedirectResponse("", status_code=302, headers={"Cache-Control": "no-store"})
-    state = ctx.sessions.begin_sign_in(response, verifier, _cookie_path(ctx))
+    state = ctx.sessions.begin_sign_in(response, verifier, ctx.cookie_path)
     assert ctx.app.oauth is not None  # noqa: S101 - _context checked it
     response.headers["location"] = ctx.manager.ims.authorize_url(
         redirect_uri=f"{ctx.base}/install/callback", scopes=ctx.app.oauth.scopes, state=state, code_challenge=challenge
@@ -202,7 +123,7 @@ async def _login(request: Request, ctx: _Ctx) -> Response:
     return response
 
 
-async def _callback(request: Request, ctx: _Ctx) -> Response:
+async def _callback(request: Request, ctx: Ctx) -> Response:
     params = request.query_params
     if params.get("error"):
         raise _PageError("Sign-in failed", f"Adobe sign-in did not complete ({params.get('error', '')[:100]}).", 400)
@@ -219,11 +140,11 @@ async def _callback(request: Request, ctx: _Ctx) -> Response:
     except IdentityProviderUnavailable:
         raise _PageError("Sign-in failed", "Adobe sign-in is unavailable right now. Try again shortly.", 502) from None
     token = str(payload["access_token"])
-    user_id = await FrameioAdminApi(token, ctx.manager.http, ctx.settings.api_url).me()
+    user_id, name, email = await FrameioAdminApi(token, ctx.manager.http, ctx.settings.api_url).profile()
     response = RedirectResponse(f"{ctx.base}/install", status_code=303, headers={"Cache-Control": "no-store"})
-    if not await ctx.sessions.complete_sign_in(response, pending, _cookie_path(ctx)):
+    if not await ctx.sessions.complete_sign_in(response, pending, ctx.cookie_path):
         raise _PageError("Sign-in failed", _STALE_SIGN_IN, 400)
-    await ctx.sessions.create(response, user_id, token, _cookie_path(ctx))
+    await ctx.sessions.create(response, user_id, token, ctx.cookie_path, name=name, email=email)
     logger.info("install session started for user %s", user_id)
     return response
 
@@ -231,158 +152,169 @@ async def _callback(request: Request, ctx: _Ctx) -> Response:
 _STALE_SIGN_IN = "This sign-in expired, was already used or began in another browser. Sign in again."
 
 
-async def _workspaces(request: Request, ctx: _Ctx) -> Response:
-    session = await _session(request, ctx)
+async def _workspaces(request: Request, ctx: Ctx) -> Response:
+    session = await require_session(request, ctx)
     account_id = request.query_params.get("account_id", "")
     retired = await _check_scope(ctx, session, account_id, None, retired_ok=True)
-    items = await _api(ctx, session).workspaces(account_id)
+    items = await ctx.api(session).workspaces(account_id)
     store = ctx.app.install_store
     installed = {str(w.get("id")) for w in items if await store.get(account_id, str(w.get("id"))) is not None}
     if retired:
         items = [w for w in items if str(w.get("id")) in installed]
         if not items:
             raise _PageError("Not allowed", "This integration cannot be installed in this account.", 403)
-    return pages.workspaces(ctx.options, ctx.base, account_id, items, installed, retired=retired)
+    return pages.workspaces(ctx.view, items, installed, retired=retired)
 
 
-async def _status(
-    request: Request,
-    ctx: _Ctx,
-    notice: str = "",
-    account_id: str = "",
-    workspace_id: str = "",
-    retired: bool = False,
+async def _status(request: Request, ctx: Ctx) -> Response:
+    session = await require_session(request, ctx)
+    account_id = request.query_params.get("account_id", "")
+    workspace_id = request.query_params.get("workspace_id", "")
+    retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=True)
+    if retired:
+        await _existing_or_refuse(ctx, account_id, workspace_id)
+    return await _status_page(ctx, retired)
+
+
+async def _status_page(
+    ctx: Ctx, retired: bool, typed: dict[str, str] | None = None, errors: dict[str, str] | None = None
 ) -> Response:
-    session = await _session(request, ctx)
-    if not account_id:
-        account_id = request.query_params.get("account_id", "")
-        workspace_id = request.query_params.get("workspace_id", "")
-        retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=True)
-        if retired:
-            await _existing_or_refuse(ctx, account_id, workspace_id)
-    record = await ctx.app.install_store.get(account_id, workspace_id)
+    """The status page of the workspace `ctx.view` names (its scope already checked)."""
+    record = await ctx.app.install_store.get(ctx.view.account_id, ctx.view.workspace_id)
     manifest = ctx.app.build_manifest()
-    diff = compute_diff(manifest, record, _event_url(ctx))
+    diff = compute_diff(manifest, record, ctx.event_url)
     return pages.status(
-        ctx.options,
-        ctx.base,
-        session.csrf,
-        account_id,
-        workspace_id,
+        ctx.view,
+        ctx.options.fields,
         record,
         manifest,
         diff,
-        notice=notice,
         retired=_RETIRED if retired else "",
+        typed=typed,
+        errors=errors,
     )
 
 
-async def _execute(request: Request, ctx: _Ctx) -> Response:
-    session = await _session(request, ctx)
-    form = await _form(request, session)
+async def _execute(request: Request, ctx: Ctx) -> Response:
+    session = await require_session(request, ctx)
+    form = await read_form(request, session)
     account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
     await _check_scope(ctx, session, account_id, workspace_id)
     installer = _installer(ctx, session)
     existing = await ctx.app.install_store.get(account_id, workspace_id)
-    config = _config(ctx, form, existing.config if existing else None)
+    config, errors = _config(ctx, form, existing.config if existing else None)
+    if errors:
+        typed = {f.name: form.get(f"field.{f.name}", "") for f in ctx.options.fields if not f.is_sensitive}
+        return await _status_page(ctx, False, typed, errors)
     try:
         if form.get("op") == "update":
-            await installer.update(account_id, workspace_id, _event_url(ctx), config)
-            notice = "Updated."
+            await installer.update(account_id, workspace_id, ctx.event_url, config)
+            notice = "updated"
         else:
-            await installer.install(account_id, workspace_id, _event_url(ctx), session.user_id, config)
-            notice = "Installed."
+            await installer.install(account_id, workspace_id, ctx.event_url, session.user_id, config)
+            notice = "installed"
     except InstallFailed as exc:
-        return pages.message(ctx.options, "Install failed", exc.public_message, 502, back=_status_url(ctx, form))
+        back = (ctx.view.status_url(), "Back to the workspace")
+        return pages.message(ctx.view, "Install failed", exc.public_message, 502, back=back)
     _invalidate(ctx, account_id, workspace_id)
-    return await _status(request, ctx, notice, account_id, workspace_id)
+    return redirect(ctx, ctx.view.status_url(), notice)
 
 
-async def _rotate(request: Request, ctx: _Ctx) -> Response:
-    return await _change(request, ctx, "rotate", "Rotation failed", "Signing secrets rotated.")
-
-
-async def _uninstall(request: Request, ctx: _Ctx) -> Response:
-    return await _change(request, ctx, "uninstall", "Uninstall failed", "Uninstalled.")
-
-
-async def _change(
-    request: Request, ctx: _Ctx, operation: Literal["rotate", "uninstall"], failed: str, notice: str
-) -> Response:
-    """A POST that changes an existing install: session, CSRF and scope checks, the operation, and
-    the status page (or what failed, with a way back)."""
-    session = await _session(request, ctx)
-    form = await _form(request, session)
+async def _rotate(request: Request, ctx: Ctx) -> Response:
+    session = await require_session(request, ctx)
+    form = await read_form(request, session)
     account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
-    retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=operation == "uninstall")
-    if retired:
-        await _existing_or_refuse(ctx, account_id, workspace_id)
-    installer = _installer(ctx, session)
-    change = installer.rotate if operation == "rotate" else installer.uninstall
+    await _check_scope(ctx, session, account_id, workspace_id)
     try:
-        await change(account_id, workspace_id, _event_url(ctx))
+        await _installer(ctx, session).rotate(account_id, workspace_id, ctx.event_url)
     except InstallFailed as exc:
-        return pages.message(ctx.options, failed, exc.public_message, 502, back=_status_url(ctx, form))
+        back = (ctx.view.status_url(), "Back to the workspace")
+        return pages.message(ctx.view, "Rotation failed", exc.public_message, 502, back=back)
     _invalidate(ctx, account_id, workspace_id)
-    return await _status(request, ctx, notice, account_id, workspace_id, retired)
+    return redirect(ctx, ctx.view.status_url(), "rotated")
 
 
-async def _logout(request: Request, ctx: _Ctx) -> Response:
-    session = await _session(request, ctx)
-    await _form(request, session)
-    response = RedirectResponse(f"{ctx.base}/install", status_code=303)
-    await ctx.sessions.end(session, response, _cookie_path(ctx))
+async def _confirm_uninstall(request: Request, ctx: Ctx) -> Response:
+    session = await require_session(request, ctx)
+    account_id = request.query_params.get("account_id", "")
+    workspace_id = request.query_params.get("workspace_id", "")
+    retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=True)
+    record = await _record_to_remove(ctx, account_id, workspace_id, retired)
+    if record is None:
+        return RedirectResponse(ctx.view.status_url(), status_code=303)
+    return pages.confirm_uninstall(ctx.view, record)
+
+
+async def _uninstall(request: Request, ctx: Ctx) -> Response:
+    """Runs only with the confirmation box ticked (`confirm=yes`); without it the confirmation page
+    is shown again and nothing changes."""
+    session = await require_session(request, ctx)
+    form = await read_form(request, session)
+    account_id, workspace_id = form.get("account_id", ""), form.get("workspace_id", "")
+    retired = await _check_scope(ctx, session, account_id, workspace_id, retired_ok=True)
+    record = await _record_to_remove(ctx, account_id, workspace_id, retired)
+    if record is None:
+        raise InstallationNotFoundError("This workspace is not installed.")
+    if form.get("confirm") != "yes":
+        return pages.confirm_uninstall(ctx.view, record, unconfirmed=True)
+    try:
+        await _installer(ctx, session).uninstall(account_id, workspace_id, ctx.event_url)
+    except InstallFailed as exc:
+        back = (ctx.view.status_url(), "Back to the workspace")
+        return pages.message(ctx.view, "Uninstall failed", exc.public_message, 502, back=back)
+    _invalidate(ctx, account_id, workspace_id)
+    logger.info("uninstalled from account %s workspace %s by user %s", account_id, workspace_id, session.user_id)
+    # A retired account's status page answers 403 once nothing is left there: go to the start instead.
+    return redirect(ctx, f"{ctx.base}/install" if retired else ctx.view.status_url(), "uninstalled")
+
+
+async def _record_to_remove(ctx: Ctx, account_id: str, workspace_id: str, retired: bool) -> Installation | None:
+    if retired:
+        return await _existing_or_refuse(ctx, account_id, workspace_id)
+    return await ctx.app.install_store.get(account_id, workspace_id)
+
+
+async def _logout(request: Request, ctx: Ctx) -> Response:
+    session = await require_session(request, ctx)
+    await read_form(request, session)
+    response = redirect(ctx, f"{ctx.base}/install", "signed-out")
+    await ctx.sessions.end(session, response, ctx.cookie_path)
     return response
 
 
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def _installer(ctx: _Ctx, session: InstallSession) -> Installer:
+def _installer(ctx: Ctx, session: InstallSession) -> Installer:
     return Installer(
         ctx.app.install_store,
-        _api(ctx, session),
+        ctx.api(session),
         ctx.app.build_manifest(),
         ctx.options.name,
         ctx.settings.install_secret_grace,
     )
 
 
-def _config(ctx: _Ctx, form: dict[str, str], current: dict[str, str] | None) -> dict[str, str]:
-    """The submitted field values; an empty sensitive field keeps its stored value."""
+def _config(ctx: Ctx, form: dict[str, str], current: dict[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The submitted field values (an empty sensitive field keeps its stored value), and what is
+    wrong with them, by field name."""
     config: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for f in ctx.options.fields:
         value = form.get(f"field.{f.name}", "").strip()
         if not value and f.is_sensitive and current and f.name in current:
             value = current[f.name]
         if f.required and not value:
-            raise _PageError("Missing value", f"'{f.label}' is required.", 400)
-        if f.type == "select" and value and value not in f.options:
-            raise _PageError("Bad value", f"'{f.label}' must be one of the listed options.", 400)
-        if len(value) > 10_000:
-            raise _PageError("Bad value", f"'{f.label}' is too long.", 400)
+            errors[f.name] = f"'{f.label}' is required."
+        elif f.type == "select" and value and value not in f.options:
+            errors[f.name] = f"'{f.label}' must be one of the listed options."
+        elif len(value) > MAX_FIELD_CHARS:
+            errors[f.name] = f"'{f.label}' is too long (at most {MAX_FIELD_CHARS} characters)."
         config[f.name] = value
-    return config
+    return config, errors
 
 
-def _event_url(ctx: _Ctx) -> str:
-    return f"{ctx.base}/"
-
-
-def _cookie_path(ctx: _Ctx) -> str:
-    from urllib.parse import urlsplit
-
-    return (urlsplit(ctx.base).path.rstrip("/") or "") + "/install"
-
-
-def _status_url(ctx: _Ctx, form: dict[str, str]) -> str:
-    from urllib.parse import urlencode
-
-    query = urlencode({"account_id": form.get("account_id", ""), "workspace_id": form.get("workspace_id", "")})
-    return f"{ctx.base}/install/status?{query}"
-
-
-def _invalidate(ctx: _Ctx, account_id: str, workspace_id: str) -> None:
+def _invalidate(ctx: Ctx, account_id: str, workspace_id: str) -> None:
     resolver = ctx.app.install_resolver
     if resolver is not None:
         resolver.invalidate(account_id, workspace_id)

@@ -8,6 +8,9 @@ Redis, sealed with the token store's keys. Each session has a CSRF token every P
 A sign-in that has not come back yet stores nothing server-side: its PKCE verifier, the state's
 hash and its start time travel in the state cookie, sealed (the verifier stays secret) and signed.
 Only a sign-in Adobe completed leaves a marker in Redis, so its callback cannot be replayed.
+
+After a POST the browser is redirected (303); what the redirect announces ("Installed.") travels in
+a short-lived signed notice cookie holding a code, never text, read once by the next page.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import redis_keys
-from shared.errors import TokenUnreadable
+from shared.errors import ConfigurationError, TokenUnreadable
 from shared.hmac_sign import hmac_b64url, same
 from shared.oauth.token_store import TokenCipher
 from shared.settings import Settings
@@ -32,6 +35,8 @@ logger = logging.getLogger("frameio_kit.install")
 
 SESSION_COOKIE = "frameio_kit_install"
 STATE_COOKIE = "frameio_kit_install_state"
+NOTICE_COOKIE = "frameio_kit_install_notice"
+NOTICE_TTL = 120
 STATE_TTL = 600
 STATE_COOKIE_MAX = 1024
 """A sealed verifier, state hash and time come to ~400 characters; anything much longer is not ours."""
@@ -39,12 +44,23 @@ STATE_COOKIE_MAX = 1024
 _dev_secret: bytes | None = None
 
 
+MIN_SECRET_CHARS = 32
+"""As `frameio_kit.placeholder_secrets`, which refuses a shorter one when the CLI starts a process;
+checked again here for an App served another way (`uvicorn myapp:app`, a mount)."""
+
+
 def session_key(settings: Settings) -> bytes:
-    """The cookie signing key; in dev mode without one, a per-process random key (said loudly)."""
+    """The cookie signing key; in dev mode without one, a per-process random key (said loudly).
+    ConfigurationError for a secret too short to sign with (.env.example's placeholder included)."""
     global _dev_secret
     if settings.session_secret is not None:
-        secret = settings.session_secret.get_secret_value().encode()
-        return hashlib.sha256(b"frameio-kit install session\n" + secret).digest()
+        secret = settings.session_secret.get_secret_value()
+        if len(secret.strip()) < MIN_SECRET_CHARS:
+            raise ConfigurationError(
+                f"FRAMEIO_KIT_SESSION_SECRET is shorter than {MIN_SECRET_CHARS} characters: generate one with "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return hashlib.sha256(b"frameio-kit install session\n" + secret.encode()).digest()
     if not settings.dev:
         raise RuntimeError("FRAMEIO_KIT_SESSION_SECRET is not set")
     if _dev_secret is None:
@@ -70,12 +86,15 @@ def digest(value: str) -> str:
 
 @dataclass(frozen=True)
 class InstallSession:
-    """A signed-in admin: their Frame.io user id and token, and the session's CSRF token."""
+    """A signed-in admin: their Frame.io user id and token, the session's CSRF token, and the name and
+    email Frame.io gave at sign-in (what the pages call them; empty when it gave none)."""
 
     session_id: str
     user_id: str
     access_token: str
     csrf: str
+    name: str = ""
+    email: str = ""
 
     def csrf_ok(self, sent: str | None) -> bool:
         return bool(sent) and same(self.csrf.encode(), str(sent).encode())
@@ -112,13 +131,24 @@ class SessionStore:
             return None
         try:
             data = orjson.loads(self._cipher.decrypt(sealed))
-            return InstallSession(session_id, str(data["u"]), str(data["t"]), str(data["c"]))
-        except (TokenUnreadable, ValueError, KeyError):
+            return InstallSession(
+                session_id,
+                str(data["u"]),
+                str(data["t"]),
+                str(data["c"]),
+                str(data.get("n") or ""),
+                str(data.get("e") or ""),
+            )
+        except (TokenUnreadable, ValueError, KeyError, AttributeError):
             return None
 
-    async def create(self, response: Response, user_id: str, access_token: str, path: str) -> None:
+    async def create(
+        self, response: Response, user_id: str, access_token: str, path: str, *, name: str = "", email: str = ""
+    ) -> None:
         session_id = secrets.token_urlsafe(32)
-        record = orjson.dumps({"u": user_id, "t": access_token, "c": secrets.token_urlsafe(32)})
+        record = orjson.dumps(
+            {"u": user_id, "t": access_token, "c": secrets.token_urlsafe(32), "n": name[:200], "e": email[:200]}
+        )
         await self._redis.set(  # type: ignore[attr-defined]
             redis_keys.install_session_key(digest(session_id)), self._cipher.encrypt(record), ex=self.ttl
         )
@@ -163,6 +193,26 @@ class SessionStore:
         )
         self._forget(response, STATE_COOKIE, path)
         return bool(first)
+
+    def set_notice(self, response: Response, code: str, path: str) -> None:
+        """What the page a redirect leads to announces: `code` (a key of the pages' NOTICES)."""
+        self._cookie(response, NOTICE_COOKIE, f"{code}.{self._notice_mac(code)}", NOTICE_TTL, path)
+
+    def take_notice(self, request: Request) -> str | None:
+        """The notice code this browser was sent with its last redirect, if genuine (None otherwise);
+        the caller clears the cookie with `clear_notice` so a reload does not repeat it."""
+        value = request.cookies.get(NOTICE_COOKIE)
+        if not value or len(value) > 128 or not value.isascii():
+            return None
+        code, _, mac = value.rpartition(".")
+        return code if code and same(self._notice_mac(code), mac) else None
+
+    def clear_notice(self, response: Response, path: str) -> None:
+        self._forget(response, NOTICE_COOKIE, path)
+
+    def _notice_mac(self, code: str) -> str:
+        # Domain-separated from the session cookie's MAC, so one can never stand in for the other.
+        return hmac_b64url(self._key, b"install notice\n" + code.encode("ascii"))
 
     def _cookie(self, response: Response, name: str, value: str, ttl: int, path: str) -> None:
         response.set_cookie(name, value, max_age=ttl, path=path, httponly=True, samesite="lax", secure=self.secure)

@@ -10,15 +10,31 @@ from redis.asyncio import Redis
 
 from ingress.producers.celery_broker import CeleryProducer
 from ingress.producers.redis_broker import RedisProducer
+from shared.core.events import AnyEvent
+from shared.events.history import EventWriter
+from shared.jobs import ordering
 from shared.jobs.signing import JobSigner
 from shared.settings import Settings
 
 
 class Producer(Protocol):
     """Durably queues one signed task: True when new, False for a duplicate delivery (same `key`
-    within the de-duplication window); `BrokerUnavailable` when the broker did not take it in time."""
+    within the de-duplication window); `BrokerUnavailable` when the broker did not take it in time.
+    `queue` is the broker queue (shared/jobs/routing.py; None: FRAMEIO_KIT_QUEUE); `order_key` the
+    hashed ordering key of an `ordered_by=` handler's job (Redis brokers only); `event` the verified
+    event, whose ids the event history records (shared/events/history.py)."""
 
-    async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool: ...
+    async def enqueue(
+        self,
+        task_name: str,
+        kwargs: dict[str, Any],
+        kwargsrepr: str,
+        key: str,
+        *,
+        queue: str | None = None,
+        order_key: str | None = None,
+        event: AnyEvent | None = None,
+    ) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -36,5 +52,7 @@ def build_producer(settings: Settings, redis: Redis, signer: JobSigner) -> Produ
             timeout=settings.enqueue_timeout,
             stale_after=settings.ledger_stale_after,
             signer=signer,
+            order_ttl=ordering.state_ttl(settings),
+            history=EventWriter.from_settings(settings),
         )
     return CeleryProducer(redis, settings, signer)

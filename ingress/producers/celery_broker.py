@@ -17,7 +17,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import tracing
+from shared.core.events import AnyEvent
 from shared.errors import BrokerUnavailable
+from shared.events.history import EventWriter, Queued, signed_envelope
 from shared.jobs.publish import producer_app, send_task
 from shared.jobs.signing import JobSigner
 from shared.redis_keys import dedup_key
@@ -41,16 +43,37 @@ class CeleryProducer:
         self._dedup_window = settings.dedup_window
         self._timeout = settings.enqueue_timeout
         self._celery = producer_app(settings)
+        self._history = EventWriter.from_settings(settings)
 
-    async def enqueue(self, task_name: str, kwargs: dict[str, Any], kwargsrepr: str, key: str) -> bool:
-        """Publish unless a delivery with `key` was accepted within the window: True when new."""
+    async def enqueue(
+        self,
+        task_name: str,
+        kwargs: dict[str, Any],
+        kwargsrepr: str,
+        key: str,
+        *,
+        queue: str | None = None,
+        order_key: str | None = None,
+        event: AnyEvent | None = None,
+    ) -> bool:
+        """Publish to `queue` (the default queue when None) unless a delivery with `key` was accepted
+        within the window: True when new. `order_key` is never set here: ordering needs a Redis broker,
+        and the ingress refuses `ordered_by=` at start-up without one (shared/jobs/routing.py)."""
         # Read here: the publishing thread does not see this request's trace context.
         signed = self._signer.sign(task_name, kwargs)
-        publish = partial(send_task, self._celery, task_name, signed, kwargsrepr, self._queue, tracing.carrier())
+        target = queue or self._queue
+        publish = partial(send_task, self._celery, task_name, signed, kwargsrepr, target, tracing.carrier())
+        record = (
+            self._history.queued(task_name, kwargs, event, target, signed_envelope(task_name, signed))
+            if self._history.enabled
+            else None
+        )
         try:
             async with asyncio.timeout(self._timeout):
                 if self._dedup_window > 0 and not await self._claim(dedup_key(key)):
                     return False
+                if record is not None:  # before publishing: a worker never sees a job whose record is to come
+                    await self._record(record)
                 try:
                     await anyio.to_thread.run_sync(publish, abandon_on_cancel=True)
                 except BaseException:
@@ -68,6 +91,13 @@ class CeleryProducer:
             # kombu raises its own OperationalError family for an unreachable broker.
             logger.warning("publish failed: %s", type(exc).__name__)
             raise BrokerUnavailable("broker did not take the message") from exc
+
+    async def _record(self, record: Queued) -> None:
+        """The event history's record (shared/events/history.py); a failed write is logged, never a failed enqueue."""
+        try:
+            await self._history.write(self._redis, [record])
+        except (RedisError, OSError) as exc:
+            logger.warning("event history not written: %s", type(exc).__name__)
 
     async def _claim(self, key: str) -> bool:
         """True when this delivery owns `key`; False when one was already accepted. Waits while

@@ -11,6 +11,7 @@ from pathlib import Path
 from shared.app.collisions import collision_message, find_collisions
 from shared.app.registry import Registry
 from shared.errors import AppLoadError
+from shared.settings import get_settings
 
 
 def load_app(reference: str | None) -> Registry:
@@ -35,6 +36,7 @@ def load_app(reference: str | None) -> Registry:
             raise AppLoadError(f"{module_name!r} has no attribute {attr!r}") from exc
     if not isinstance(obj, Registry):
         raise AppLoadError(f"{reference!r} is a {type(obj).__name__}, not a frameio_kit.App")
+    obj.check_start_up(get_settings())  # what no ingress or worker process can serve (e.g. MemoryStorage)
     return obj
 
 

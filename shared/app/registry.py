@@ -33,7 +33,7 @@ from shared.install.models import ActionManifestEntry, HandlerManifest, InstallF
 from shared.install.options import InstallOptions
 from shared.logs import protect_kit_loggers
 from shared.oauth.config import OAuthConfig
-from shared.settings import SigningSecrets, get_settings
+from shared.settings import Settings, SigningSecrets, get_settings
 
 if TYPE_CHECKING:
     from shared.core.client import Client
@@ -564,6 +564,11 @@ class Registry:
             problems.append("FRAMEIO_KIT_JOB_SIGNING_KEYS is not set")
         return problems
 
+    def check_start_up(self, settings: Settings) -> None:
+        """Raise `ConfigurationError` for what an ingress or worker process cannot serve; called when
+        one loads the integration (`load_app`), not by the in-process testing harness. `App` adds the
+        storage check (frameio_kit/storage.py)."""
+
     # -- clients and OAuth ----------------------------------------------------------------
 
     @property
@@ -607,6 +612,9 @@ class Registry:
             await self._install_resolver.close()
         if store is not None:
             await store.close()
+        from shared.ratelimit.limiter import aclose_limiter
+
+        await aclose_limiter()  # the loop's shared rate-limiter connections (docs/limits.md)
 
 
 def _running_loop() -> object:
@@ -650,6 +658,7 @@ def _where(exc: BaseException) -> str:
 
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SHARD_NAME = re.compile(r"\.f\d\d\Z")  # `<queue>.f03` names a queue's account shard (shared/jobs/routing.py)
 
 
 def _check_job_options(
@@ -665,6 +674,10 @@ def _check_job_options(
     if queue is not None and not _QUEUE_NAME.fullmatch(queue):
         raise ConfigurationError(
             f"{where}: queue={queue!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    if queue is not None and _SHARD_NAME.search(queue):
+        raise ConfigurationError(
+            f"{where}: queue={queue!r} ends like an account shard's name (.f00-.f99, docs/tenants.md)"
         )
 
 

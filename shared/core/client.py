@@ -8,6 +8,7 @@ import httpx
 from frameio import AsyncFrameio
 
 from shared import tracing
+from shared.ratelimit.transport import limited_client_options
 
 _EXPERIMENTAL_HEADERS = {"api-version": "experimental"}
 
@@ -15,7 +16,10 @@ _EXPERIMENTAL_HEADERS = {"api-version": "experimental"}
 class Client(AsyncFrameio):
     """Asynchronous HTTP client for interacting with the Frame.io v4 API.
 
-    Both clients share one `httpx.AsyncClient`; `close()` releases it. `async_token` lets a
+    Both clients share one `httpx.AsyncClient`; `close()` releases it. Its calls spend the deployment's
+    shared rate budget (docs/limits.md): a call waits up to FRAMEIO_KIT_RATE_LIMIT_MAX_WAIT for it, else
+    raises `RateLimited`, as does a 429. A client passed as `httpx_client` is used as it is: give it
+    `transport=RateLimitTransport()` to share the budget. `async_token` lets a
     token come from a coroutine (the SDK still calls the sync `token`, so a placeholder is
     passed for it when only `async_token` is given).
     """
@@ -42,6 +46,7 @@ class Client(AsyncFrameio):
             timeout=timeout if timeout is not None else 60.0,
             follow_redirects=bool(follow_redirects),
             event_hooks=tracing.client_event_hooks() if tracing.ACTIVE else None,
+            **limited_client_options(),  # the shared rate budget (docs/limits.md)
         )
         sync_token: str | Callable[[], str] = token if token is not None else "unused"
         super().__init__(

@@ -2,19 +2,27 @@
 
 Plain httpx, not the `frameio` SDK: the SDK retries failed requests on its own, and a retried
 POST whose first attempt did reach Frame.io creates a second webhook or action (an orphan with a
-secret nobody holds). Here nothing is retried behind the installer's back, every failure is a
-`FrameioApiError` with the step and status, and the token never appears in an error.
+secret nobody holds). Here nothing is retried behind the installer's back but a rate-limited call,
+which Frame.io did not process; every failure is a `FrameioApiError` with the step and status, and
+the token never appears in an error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import httpx
 
-from shared.errors import FrameioApiError
+from shared.errors import FrameioApiError, RateLimited
+
+logger = logging.getLogger("frameio_kit.install")
 
 DEFAULT_API_URL = "https://api.frame.io"
+RATE_LIMIT_PATIENCE = 180.0
+"""Seconds one admin call may spend waiting out Frame.io's rate limit (creates: 10 a minute) before
+the step fails (and an install is compensated)."""
 MAX_PAGES = 50
 ADMIN_ROLES = frozenset({"admin", "owner"})
 """Account roles that may create webhooks and custom actions in Frame.io (members, reviewers may not)."""
@@ -39,16 +47,7 @@ class FrameioAdminApi:
         self._base = (base_url or DEFAULT_API_URL).rstrip("/")
 
     async def _call(self, step: str, method: str, path: str, json: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            response = await self._http.request(
-                method,
-                f"{self._base}{path}",
-                json=json,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=15.0,
-            )
-        except httpx.HTTPError:
-            raise FrameioApiError(step, 0) from None
+        response = await self._send(step, method, path, json)
         if method == "DELETE" and response.status_code == 404:
             return {}  # already gone: what a delete wanted
         if response.status_code >= 300:
@@ -60,6 +59,35 @@ class FrameioAdminApi:
         except ValueError:
             raise FrameioApiError(step, 502) from None
         return body if isinstance(body, dict) else {}
+
+    async def _send(self, step: str, method: str, path: str, json: dict[str, Any] | None) -> httpx.Response:
+        """One request; a call Frame.io did not take for its rate limit (RateLimited from the shared
+        limiter, or a plain 429 from a client without it) was not processed, so it is sent again after
+        the wait it names, for at most RATE_LIMIT_PATIENCE seconds in all (docs/limits.md)."""
+        waited = 0.0
+        while True:
+            try:
+                response = await self._http.request(
+                    method,
+                    f"{self._base}{path}",
+                    json=json,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    timeout=15.0,
+                )
+            except RateLimited as exc:
+                delay = max(exc.retry_after, 0.1)
+            except httpx.HTTPError:
+                raise FrameioApiError(step, 0) from None
+            else:
+                if response.status_code != 429:
+                    return response
+                await response.aclose()
+                delay = _window_of(response)
+            if waited + delay > RATE_LIMIT_PATIENCE:
+                raise FrameioApiError(step, 429)
+            logger.info("%s: Frame.io rate limit, sending again in %.1fs", step, delay)
+            await asyncio.sleep(delay)
+            waited += delay
 
     async def _list(self, step: str, path: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -74,11 +102,15 @@ class FrameioAdminApi:
         return items
 
     async def me(self) -> str:
+        return (await self.profile())[0]
+
+    async def profile(self) -> tuple[str, str, str]:
+        """The signed-in user's id, name and email (name and email "" when Frame.io gives none)."""
         body = await self._call("GET /v4/me", "GET", "/v4/me")
         data = body.get("data")
         if not isinstance(data, dict) or not data.get("id"):
             raise FrameioApiError("GET /v4/me", 502)
-        return str(data["id"])
+        return str(data["id"]), str(data.get("name") or ""), str(data.get("email") or "")
 
     async def accounts(self) -> list[dict[str, Any]]:
         """The signed-in user's accounts, each with their own `roles` in it (see `is_account_admin`)."""
@@ -143,6 +175,14 @@ class FrameioAdminApi:
         return await self._list(
             "listing actions", f"/v4/accounts/{_seg(account_id)}/workspaces/{_seg(workspace_id)}/actions"
         )
+
+
+def _window_of(response: httpx.Response) -> float:
+    """A 429's wait: its window (Frame.io sends `x-ratelimit-window` in ms, no Retry-After), else 1 s."""
+    try:
+        return max(float(response.headers.get("x-ratelimit-window", "1000")) / 1000, 0.1)
+    except ValueError:
+        return 1.0
 
 
 def _seg(value: str) -> str:

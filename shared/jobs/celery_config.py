@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Exchange, Queue
 
+from shared.jobs.routing import physical_queues
 from shared.settings import Settings
 
 
@@ -34,12 +36,20 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def declared_queue(name: str) -> Queue:
+    """A queue as Celery creates a missing one: its own direct exchange, routing key = name."""
+    return Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
+
+
 def celery_app(name: str, settings: Settings, *, set_as_current: bool, **overrides: Any) -> Celery:
     """A Celery app on the configured broker with the shared configuration, plus `overrides` (the
     worker's own settings: acks, prefetch, events...)."""
     app = Celery(name, broker=settings.celery_broker_url, set_as_current=set_as_current)
     app.conf.update(
         task_default_queue=settings.queue,
+        # The default queue and its account shards (docs/tenants.md), so that every process declares
+        # and `celery -A workers purge` / Flower know them; handlers' own queues are added by the worker.
+        task_queues=[declared_queue(q) for q in physical_queues(settings.queue)],
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

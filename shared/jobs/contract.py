@@ -36,6 +36,10 @@ class WebhookJob(BaseModel):
     timestamp: int
     received_at: float
     idempotency_key: str
+    # docs/tenants.md: the handler's own queue (None: FRAMEIO_KIT_QUEUE), for replays; and the hashed
+    # ordering key of an `ordered_by=` handler's event. Set only when they apply.
+    queue: str | None = None
+    order_key: str | None = None
 
     @classmethod
     def for_delivery(cls, event_type: str, resource_id: str, body: bytes, timestamp: int) -> WebhookJob:
@@ -106,6 +110,7 @@ class ActionJob(BaseModel):
     timestamp: int
     received_at: float
     idempotency_key: str
+    queue: str | None = None  # the `on_action_job(queue=...)`, for replays (docs/tenants.md)
 
     def describe(self) -> str:
         """The short form shown in Flower and logs (`kwargsrepr`): ids only, no form answers."""

@@ -41,7 +41,12 @@ from shared.redis_keys import (
 )
 from shared.settings import Settings
 
-Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "expired", "malformed"]
+Reason = Literal["exhausted", "permanent", "no_handler", "unsigned", "expired", "malformed", "rate_limited", "timeout"]
+"""rate_limited: deferred by Frame.io's rate limit past FRAMEIO_KIT_RATE_LIMIT_MAX_DEFER; timeout: the last
+attempt ran past the handler's time limit (docs/limits.md)."""
+RecordUpdate = tuple[str, tuple[str | bytes, ...]]
+"""A hash and field/value pairs set on it only while it exists: the event history's update of one
+event (shared/events/history.py), applied in the round trip of the completion check or marker."""
 REFUSED: frozenset[Reason] = frozenset({"unsigned", "expired", "malformed"})
 """Reasons of jobs that were never run: no ingress signed them, their signature expired, or they do not
 parse. Never replayed."""
@@ -225,7 +230,7 @@ class DeadLetterStore:
 
     # -- completion and attempts ------------------------------------------------------------
 
-    def _call(self, script: Script, keys: tuple[str, ...], args: tuple[str | int | float, ...]) -> Any:
+    def _call(self, script: Script, keys: tuple[str, ...], args: tuple[str | bytes | int | float, ...]) -> Any:
         """One EVALSHA on a connection the calling thread keeps (shared/redis_direct.py): these two
         calls per task are the worker's only Redis work of its own."""
         caller: SyncScriptCaller | None = getattr(self._local, "caller", None)
@@ -233,16 +238,29 @@ class DeadLetterStore:
             caller = self._local.caller = SyncScriptCaller(self._queue)
         return caller.call(script, keys, args)
 
-    def is_done(self, idempotency_key: str) -> bool:
+    def is_done(self, idempotency_key: str, record: RecordUpdate | None = None) -> bool:
         """Completed already? Also pushes back the ledger deadline of an event about to run, in
-        the same round trip, so the ledger sweep leaves a running handler alone."""
-        keys = (done_key(idempotency_key), self._due_key)
-        return bool(self._call(self._begin, keys, (idempotency_key, time.time() + self._stale_after)))
+        the same round trip, so the ledger sweep leaves a running handler alone, and applies `record`
+        (the event history's update) when it runs."""
+        keys: tuple[str, ...] = (done_key(idempotency_key), self._due_key)
+        args: tuple[str | bytes | float, ...] = (idempotency_key, time.time() + self._stale_after)
+        if record is not None:
+            keys, args = (*keys, record[0]), (*args, *record[1])
+        return bool(self._call(self._begin, keys, args))
 
-    def mark_done(self, idempotency_key: str) -> None:
-        """Completed: a redelivery of this event (a crash before the ack) will not run it again."""
-        keys = (done_key(idempotency_key), attempts_key(idempotency_key), self._ledger_key, self._due_key)
-        self._call(self._complete, keys, (idempotency_key, self._completion_ttl))
+    def mark_done(self, idempotency_key: str, record: RecordUpdate | None = None, reset: str | None = None) -> None:
+        """Completed: a redelivery of this event (a crash before the ack) will not run it again. In the
+        same round trip: `record` (the event history's update) and `reset`, a counter deleted (the
+        handler's consecutive failures)."""
+        keys: tuple[str, ...] = (done_key(idempotency_key), attempts_key(idempotency_key), self._ledger_key)
+        keys = (*keys, self._due_key)
+        args: tuple[str | bytes | int, ...] = (idempotency_key, self._completion_ttl)
+        if record is not None or reset is not None:
+            keys = (*keys, record[0] if record is not None else "")
+            args = (*args, *(record[1] if record is not None else ()))
+            if reset is not None:
+                keys = (*keys, reset)
+        self._call(self._complete, keys, args)
 
     def release(self, idempotency_key: str) -> None:
         """Given up without a dead letter: take the event out of the in-flight ledger."""

@@ -68,7 +68,8 @@ def build_task_message(
     task_name: str, kwargs: dict[str, Any], kwargsrepr: str, queue: str, signer: JobSigner | None = None
 ) -> bytes:
     """A Celery protocol-2 message as kombu's Redis transport stores it, its kwargs signed by `signer`
-    (workers refuse unsigned jobs; only tests build one without)."""
+    (workers refuse unsigned jobs). Without a signer the kwargs go as they are: tests, and a worker
+    parking a job it received signed (shared/jobs/ordering.py)."""
     task_id = new_id()
     # The signed kwargs are serialised once and spliced into the body: no second JSON pass.
     kwargs_json = signer.signed_json(task_name, kwargs) if signer is not None else orjson.dumps(kwargs)
@@ -114,3 +115,28 @@ def build_task_message(
             },
         }
     )
+
+
+def task_of(message: bytes) -> tuple[str, dict[str, Any]]:
+    """The task name and kwargs of a message as `build_task_message` wrote it (the event history keeps
+    it to replay). Raises ValueError for anything else."""
+    try:
+        envelope = orjson.loads(message)
+        task = envelope["headers"]["task"]
+        kwargs = orjson.loads(binascii.a2b_base64(envelope["body"]))[1]
+    except (orjson.JSONDecodeError, binascii.Error, KeyError, IndexError, TypeError) as exc:
+        raise ValueError("not a task message") from exc
+    if not isinstance(task, str) or not isinstance(kwargs, dict):
+        raise ValueError("not a task message")
+    return task, kwargs
+
+
+def routing_key_of(message: bytes) -> str | None:
+    """The queue a stored message was sent to (its `delivery_info.routing_key`), or None when the
+    message does not parse as one of kombu's: what the ledger sweep puts it back on."""
+    try:
+        properties = orjson.loads(message).get("properties") or {}
+        found = properties.get("delivery_info", {}).get("routing_key")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return found if isinstance(found, str) and found else None

@@ -15,6 +15,7 @@ import time
 
 import redis
 
+from shared.jobs.kombu_redis import routing_key_of
 from shared.redis_keys import done_key, ledger_due_key, ledger_key, ledger_sweep_lock_key
 
 logger = logging.getLogger("frameio_kit.ledger")
@@ -45,7 +46,8 @@ def sweep_ledger(client: redis.Redis, queue: str, stale_after: float, lock_secon
             pipe.hdel(ledger_key(), key)
             pipe.zrem(ledger_due_key(), key)
         else:
-            pipe.lpush(queue, message)
+            # Back onto the queue it was sent to (a handler's queue, an account's shard), else `queue`.
+            pipe.lpush(routing_key_of(message) or queue, message)
             pipe.zadd(ledger_due_key(), {key: now + stale_after})
             requeued += 1
         pipe.execute()

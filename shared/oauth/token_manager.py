@@ -45,6 +45,7 @@ from shared.oauth.token_store import (
     TokenStore,
     encryption_keys,
 )
+from shared.ratelimit.transport import limited_client_options
 from shared.redis_client import async_client
 from shared.settings import Settings
 
@@ -291,7 +292,9 @@ def build_token_manager(config: OAuthConfig, settings: Settings) -> TokenManager
     else:
         state = RedisBackend(async_client(settings.redis_url, "tokens"))
     records = KeyValueBackend(config.storage, state) if config.storage is not None else state
-    http = config.http_client or httpx.AsyncClient(timeout=10.0)
+    # Its Frame.io calls (sign-in's GET /v4/me, the install admin API) spend the shared rate budget;
+    # IMS's are not Frame.io API paths and pass the limiter untouched.
+    http = config.http_client or httpx.AsyncClient(timeout=10.0, **limited_client_options())
     ims = ImsClient(http, config.ims_url or settings.ims_url or DEFAULT_IMS_URL, config.client_id, config.client_secret)
     return TokenManager(
         config, TokenStore(cipher, records), state, ims, http, owns_http=config.http_client is None, dev=settings.dev

@@ -3,7 +3,8 @@
 
 TEST_PUBLIC_URL is the ingress's own URL (the browser follows redirects to it);
 TEST_EXTRA_ACTION=1 registers one more action, as a new release of the integration would;
-TEST_ALLOWED_ACCOUNTS (comma separated, default acc-A,acc-B) is its `allowed_accounts`.
+TEST_ALLOWED_ACCOUNTS (comma separated, default acc-A,acc-B) is its `allowed_accounts`;
+TEST_LOGO_URL (https) its `logo_url`.
 """
 
 from __future__ import annotations
@@ -47,10 +48,16 @@ app = App(
     install_fields=[
         InstallField(name="api_key", label="API key", type="password", required=True),
         InstallField(name="region", label="Region", type="select", options=("eu", "us"), default="eu"),
+        InstallField(name="channel", label="Review channel", description="Where summaries are posted, e.g. #reviews"),
     ],
     allowed_accounts=ALLOWED,
     name="Review Bot",
     description="Posts review summaries.",
+    logo_url=os.environ.get("TEST_LOGO_URL") or None,
+    # Branding the install pages show (tests/test_install_browser.py checks it is applied).
+    primary_color="#0b5c4b",
+    accent_color="#f2a541",
+    custom_css="#powered-by{font-style:italic}",
 )
 
 
