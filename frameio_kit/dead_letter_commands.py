@@ -11,11 +11,12 @@ import sys
 from typing import Any
 
 from frameio_kit import events_commands
+from frameio_kit.redis_commands import run_or_report
 from shared.errors import ReplayRefused
 from shared.jobs.contract import AnyJob
 from shared.jobs.dead_letters import DeadLetter, DeadLetterStore
 from shared.logs import printable
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,15 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Run one action; an unreachable Redis or broker is one line on stderr and exit 1, not a traceback."""
-    import redis
-    from kombu.exceptions import OperationalError
-
-    settings = get_settings()
-    try:
-        return _run(args, settings)
-    except (redis.RedisError, OperationalError) as exc:
-        print(printable(f"frameio-kit dead-letters: Redis unavailable: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return 1
+    return run_or_report("dead-letters", _run, args)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

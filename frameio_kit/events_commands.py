@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from frameio_kit.redis_commands import run_or_report
 from shared.errors import ReplayRefused
 from shared.events.filters import EventFilter, parse_when
 from shared.events.history import EventHistory
 from shared.events.model import FINAL, STATUSES, EventRecord
 from shared.logs import printable
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 SendSigned = Callable[[str, dict[str, Any], str], str]
 """Publish an already signed job: (task name, signed kwargs, short description) -> task id."""
@@ -117,15 +118,7 @@ def _statuses(value: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run one action; an unreachable Redis or broker is one line on stderr and exit 1, not a traceback."""
-    import redis
-    from kombu.exceptions import OperationalError
-
-    settings = get_settings()
-    try:
-        return _run(args, settings)
-    except (redis.RedisError, OperationalError) as exc:
-        print(printable(f"frameio-kit events: Redis unavailable: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return 1
+    return run_or_report("events", _run, args)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

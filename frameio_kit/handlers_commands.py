@@ -13,9 +13,10 @@ import sys
 from typing import Any
 from urllib.parse import unquote
 
+from frameio_kit.redis_commands import run_or_report
 from shared.events.pauses import HandlerPauses, PauseInfo, describe_pause
 from shared.logs import printable
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,15 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Run one action; an unreachable Redis or broker is one line on stderr and exit 1, not a traceback."""
-    import redis
-    from kombu.exceptions import OperationalError
-
-    settings = get_settings()
-    try:
-        return _run(args, settings)
-    except (redis.RedisError, OperationalError) as exc:
-        print(printable(f"frameio-kit handlers: Redis unavailable: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return 1
+    return run_or_report("handlers", _run, args)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
